@@ -1,0 +1,214 @@
+"""HTTP handlers: parse the request, call the engine, turn the answer into JSON.
+
+Nothing here decides anything about jobs; every error the engine raises is mapped to
+its status code by ``error_middleware``, and nothing a client sends can produce a 500.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from .config import Settings
+from .engine import Engine
+from .errors import (
+    AioqueueError, Forbidden, IdempotencyConflict, InvalidRequest, InvalidTransition,
+    JobNotFound, Overloaded, Unauthorized, Unavailable, UnknownProcess,
+)
+from .models import is_job_id
+
+log = logging.getLogger(__name__)
+
+ENGINE = web.AppKey("engine", Engine)
+SETTINGS = web.AppKey("settings", Settings)
+
+BASE = "/async-process/"
+
+_STATUS: dict[type[AioqueueError], int] = {
+    InvalidRequest: 400,
+    Unauthorized: 401,
+    Forbidden: 403,
+    UnknownProcess: 404,
+    JobNotFound: 404,
+    InvalidTransition: 409,
+    IdempotencyConflict: 422,
+    Overloaded: 429,
+    Unavailable: 503,
+}
+
+_JSON_TYPES = ("application/json",)
+
+
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    """A response whose body is encoded with orjson."""
+    return web.Response(
+        body=orjson.dumps(body), status=status, headers=headers, content_type="application/json"
+    )
+
+
+def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
+    """The error object of DESIGN §1."""
+    return {"error": {"code": code, "message": message, "details": details}}
+
+
+def _status_of(exc: AioqueueError) -> int:
+    for cls in type(exc).__mro__:
+        if cls in _STATUS:
+            return _STATUS[cls]
+    return 500
+
+
+@web.middleware
+async def error_middleware(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Every failure becomes a JSON error; internals go to the log, never to the client."""
+    try:
+        return await handler(request)
+    except AioqueueError as exc:
+        status = _status_of(exc)
+        headers = {}
+        retry_after = getattr(exc, "retry_after_s", None)
+        if retry_after is not None:
+            headers["Retry-After"] = str(max(1, math.ceil(retry_after)))
+        return json_response(error_body(exc.code, exc.message, exc.details), status, headers)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        code = exc.reason.lower().replace(" ", "_")
+        headers = {k: v for k, v in exc.headers.items() if k.lower() in ("allow", "retry-after")}
+        return json_response(error_body(code, exc.reason), exc.status, headers)
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return json_response(error_body("internal", "internal server error"), 500)
+
+
+# -------------------------------------------------------------------- parsing helpers
+
+def _number(value: str, name: str, low: float, high: float) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise InvalidRequest(f"{name} must be a number of seconds, not {value[:40]!r}") from None
+    if not math.isfinite(number) or not low <= number <= high:
+        raise InvalidRequest(f"{name} must be between {low:g} and {high:g}")
+    return number
+
+
+def _integer(value: str, name: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise InvalidRequest(f"{name} must be an integer, not {value[:40]!r}") from None
+    if not -(2**31) <= number < 2**31:
+        raise InvalidRequest(f"{name} must fit in 32 bits")
+    return number
+
+
+def _prefer_wait(request: web.Request) -> str | None:
+    """The ``wait`` preference of RFC 7240, if any."""
+    for header in request.headers.getall("Prefer", ()):
+        for preference in header.split(","):
+            name, _, value = preference.strip().partition("=")
+            if name.strip().lower() == "wait":
+                return value.strip().strip('"')
+    return None
+
+
+def _wait_s(request: web.Request) -> tuple[float, bool]:
+    """Seconds to wait for the end, and whether they came from a ``Prefer`` header."""
+    limit = request.app[SETTINGS].server.max_return_timeout_s
+    query = request.query.get("return_timeout")
+    if query is not None:
+        return _number(query, "return_timeout", 0, limit), False
+    prefer = _prefer_wait(request)
+    if prefer is not None:
+        return _number(prefer, "Prefer: wait", 0, limit), True
+    return 0.0, False
+
+
+def _job_id(request: web.Request) -> str:
+    job_id = request.match_info["job_id"]
+    if not is_job_id(job_id):
+        raise JobNotFound("no such job")
+    return job_id
+
+
+async def _read_input(request: web.Request) -> tuple[Any, bytes]:
+    raw = await request.read()
+    if not raw:
+        return None, b"null"
+    if request.content_type not in _JSON_TYPES and not request.content_type.endswith("+json"):
+        raise web.HTTPUnsupportedMediaType()
+    try:
+        return orjson.loads(raw), raw
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequest(f"the body is not valid JSON: {exc}") from None
+
+
+def _job_answer(request: web.Request, job: Any, status: int | None = None,
+                headers: dict[str, str] | None = None) -> web.Response:
+    body = job.to_dict(with_input="input" in request.query.get("fields", "").split(","))
+    if status is None:
+        status = 200 if job.terminal else 202
+    if status == 202:
+        headers = dict(headers or {})
+        headers["Location"] = f"{BASE}{job.id}"
+        headers["Retry-After"] = str(request.app[SETTINGS].server.retry_after_s)
+    return json_response(body, status, headers)
+
+
+# -------------------------------------------------------------------- handlers
+
+async def submit(request: web.Request) -> web.Response:
+    """POST /async-process/?process=NAME"""
+    process = request.query.get("process", "")
+    if not process:
+        raise InvalidRequest("the query parameter 'process' is required")
+    wait_s, from_prefer = _wait_s(request)
+    priority = _integer(request.query["priority"], "priority") if "priority" in request.query else 0
+    delay = request.query.get("delay")
+    delay_s = _number(delay, "delay", 0, 365 * 86400) if delay is not None else 0.0
+    data, raw = await _read_input(request)
+    job = await request.app[ENGINE].submit(
+        process, data, raw=raw, priority=priority, delay_s=delay_s, wait_s=wait_s
+    )
+    headers = {"Preference-Applied": f"wait={wait_s:g}"} if from_prefer else None
+    return _job_answer(request, job, headers=headers)
+
+
+async def get_job(request: web.Request) -> web.Response:
+    """GET /async-process/{id}, optionally a long poll with ``return_timeout``."""
+    job_id = _job_id(request)
+    wait_s, _ = _wait_s(request)
+    job = await request.app[ENGINE].wait(job_id, wait_s)
+    if job is None:
+        raise JobNotFound("no such job")
+    return _job_answer(request, job, status=200)
+
+
+async def list_processes(request: web.Request) -> web.Response:
+    """GET /processes"""
+    return json_response({"processes": [p.describe() for p in request.app[ENGINE].registry]})
+
+
+async def health(request: web.Request) -> web.Response:
+    """GET /health: 200 while the store is open and jobs are accepted."""
+    engine = request.app[ENGINE]
+    if not engine.accepting:
+        raise Unavailable("the server is shutting down")
+    return json_response({"status": "ok"})
+
+
+def add_routes(app: web.Application) -> None:
+    """Register every route on ``app``."""
+    app.router.add_post(BASE, submit)
+    app.router.add_post(BASE.rstrip("/"), submit)
+    app.router.add_get(BASE + "{job_id}", get_job)
+    app.router.add_get("/processes", list_processes)
+    app.router.add_get("/health", health)

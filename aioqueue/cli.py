@@ -1,0 +1,54 @@
+"""``aioqueue serve``: the command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+
+from .config import Settings, load_settings
+from .errors import AioqueueError
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="aioqueue", description="Asynchronous-process server.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the server")
+    serve.add_argument("--config", help="TOML config file (defaults serve without one)")
+    serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to listen on, 0 for any free one (default 8099)")
+    serve.add_argument("--db", help="SQLite file (default ./aioqueue.db)")
+    serve.add_argument("--workers", type=int, help="worker tasks (default 16)")
+    serve.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR (default INFO)")
+    return parser
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    settings = load_settings(args.config)
+    settings = settings.with_overrides(
+        "server", host=args.host, port=args.port, log_level=args.log_level
+    )
+    settings = settings.with_overrides("storage", path=args.db)
+    return settings.with_overrides("engine", workers=args.workers)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``aioqueue`` console script."""
+    args = _parser().parse_args(argv)
+    try:
+        settings = _settings(args)
+        logging.basicConfig(
+            level=settings.server.log_level.upper(),
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        )
+        if args.command == "serve":
+            from .app import serve
+
+            asyncio.run(serve(settings))
+    except AioqueueError as exc:
+        print(f"aioqueue: {exc.message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 0

@@ -1,0 +1,86 @@
+"""What a handler sees of its job: ids, progress reports and checkpoints.
+
+The same methods serve ``async def`` handlers on the loop and plain ``def`` handlers in
+a thread: ``ctx.progress(...)`` records at once and returns an already-finished awaitable,
+so ``await ctx.progress(...)`` and a bare ``ctx.progress(...)`` both work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import threading
+from collections.abc import Callable, Generator
+
+from ..errors import InvalidRequest
+from ..models import Job, progress_json
+
+
+class JobCancelled(Exception):
+    """Raised at a checkpoint when a client has cancelled the job."""
+
+
+class _Done:
+    """An awaitable that is already finished."""
+
+    __slots__ = ()
+
+    def __await__(self) -> Generator[None, None, None]:
+        return
+        yield  # pragma: no cover - makes this a generator
+
+
+_DONE = _Done()
+
+
+class JobContext:
+    """Handed to every handler as its first argument."""
+
+    def __init__(
+        self, job: Job, loop: asyncio.AbstractEventLoop, report: Callable[[str, bytes], None]
+    ) -> None:
+        self.job_id = job.id
+        self.process = job.process
+        self.attempt = job.attempts
+        self.max_attempts = job.max_attempts
+        self._loop = loop
+        self._report = report
+        self._cancelled = threading.Event()
+
+    def progress(self, percent: float | None = None, message: str | None = None) -> _Done:
+        """Report progress (percent from 0 to 100, and/or a short message)."""
+        if percent is not None:
+            if isinstance(percent, bool) or not isinstance(percent, (int, float)):
+                raise InvalidRequest("progress percent must be a number")
+            if not math.isfinite(percent) or not 0 <= percent <= 100:
+                raise InvalidRequest("progress percent must be between 0 and 100")
+        if message is not None:
+            message = str(message)[:1000]
+        payload = progress_json(percent, message)
+        if _on_loop(self._loop):
+            self._report(self.job_id, payload)
+        else:
+            self._loop.call_soon_threadsafe(self._report, self.job_id, payload)
+        return _DONE
+
+    def checkpoint(self) -> _Done:
+        """A safe place to stop: raises ``JobCancelled`` once the job has been cancelled."""
+        if self._cancelled.is_set():
+            raise JobCancelled(self.job_id)
+        return _DONE
+
+    @property
+    def cancelled(self) -> bool:
+        """True once a client has asked to cancel the job."""
+        return self._cancelled.is_set()
+
+    def _cancel(self) -> None:
+        self._cancelled.set()
+
+
+def _on_loop(loop: asyncio.AbstractEventLoop) -> bool:
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:
+        return False
+

@@ -1,0 +1,355 @@
+"""The engine: accepts jobs, dispatches them to a fixed pool of workers, reports their end.
+
+A dispatcher claims due jobs from the store (priority, then time) onto a bounded queue,
+never more than there are free workers, so a claimed job starts at once. A job submitted
+while a worker is free and nothing older is due is stored directly as ``running`` and
+handed to the worker without waiting for a claim. Waiters on a job's end are futures,
+resolved after the terminal state is committed; nothing polls the database in a loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from ..config import EngineSettings
+from ..errors import InvalidRequest, Unavailable
+from ..models import ErrorCode, Job, JobState, error_json, new_job_id, now_ms
+from ..store import Store
+from .context import JobCancelled, JobContext
+from .registry import Registry
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Running:
+    """A job a worker is running, and why it may be stopped early."""
+
+    job: Job
+    ctx: JobContext
+    task: asyncio.Future | None = None
+    stop_reason: str | None = None  # "cancel" (a client asked) or "drain" (shutdown)
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    state: JobState
+    result: bytes | None = None
+    error: bytes | None = None
+    retry: bool = False
+
+
+class Engine:
+    """Owns the queue and the workers. Knows nothing of HTTP."""
+
+    def __init__(self, store: Store, registry: Registry, settings: EngineSettings) -> None:
+        if settings.workers < 1:
+            raise ValueError("engine.workers must be at least 1")
+        self.store = store
+        self.registry = registry
+        self.settings = settings
+        self.accepting = False
+        self._free = settings.workers
+        self._queue: asyncio.Queue[Job] = asyncio.Queue(maxsize=settings.workers)
+        self._wake = asyncio.Event()
+        self._next_due_ms: int | None = 0  # unknown until the first claim: assume due
+        self._running: dict[str, _Running] = {}
+        self._waiters: dict[str, set[asyncio.Future]] = {}
+        self._tasks: list[asyncio.Task] = []
+
+    # ---------------------------------------------------------------- lifecycle
+
+    async def start(self) -> None:
+        """Recover what a killed process left running, then start dispatcher and workers."""
+        requeued, interrupted = await self.store.recover(now_ms())
+        if requeued or interrupted:
+            log.warning("recovered %d running jobs: %d re-queued, %d interrupted",
+                        requeued + interrupted, requeued, interrupted)
+        self._tasks = [asyncio.create_task(self._dispatch(), name="aioqueue-dispatcher")]
+        self._tasks += [
+            asyncio.create_task(self._work(), name=f"aioqueue-worker-{n}")
+            for n in range(self.settings.workers)
+        ]
+        self.accepting = True
+
+    async def drain(self, grace_s: float) -> None:
+        """Stop accepting, let running jobs end within ``grace_s``, re-queue the rest.
+
+        Calling it again once drained does nothing.
+        """
+        self.accepting = False
+        if not self._tasks:
+            return
+        self._wake.set()
+        running = [r.done.wait() for r in self._running.values()]
+        if running:
+            log.info("draining: waiting up to %.1f s for %d running jobs", grace_s, len(running))
+            await asyncio.wait([asyncio.ensure_future(w) for w in running], timeout=grace_s)
+        for run in list(self._running.values()):
+            self._stop(run, "drain")
+        while self._running:
+            await next(iter(self._running.values())).done.wait()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+        while not self._queue.empty():
+            job = self._queue.get_nowait()
+            await self.store.requeue(job.id, scheduled_at_ms=job.scheduled_at_ms,
+                                     give_back_attempt=True)
+        for futures in self._waiters.values():
+            for future in futures:
+                if not future.done():
+                    future.set_result(None)
+
+    # ---------------------------------------------------------------- clients
+
+    async def submit(
+        self, process: str, data: Any, *, raw: bytes | None = None, priority: int = 0,
+        delay_s: float = 0.0, wait_s: float = 0.0,
+    ) -> Job:
+        """Store a new job durably and return it; with ``wait_s``, wait that long for its end.
+
+        ``raw`` is the input as JSON bytes when the caller has them already.
+        """
+        if not self.accepting:
+            raise Unavailable("the server is shutting down")
+        proc = self.registry.get(process)
+        proc.validate(data)
+        if raw is None:
+            raw = _dump_input(data)
+        now = now_ms()
+        scheduled = now + max(0, round(delay_s * 1000))
+        handoff = (
+            scheduled <= now
+            and self._free > 0
+            and (self._next_due_ms is None or self._next_due_ms > now)
+        )
+        job = Job(
+            id=new_job_id(), process=proc.name,
+            state=JobState.RUNNING if handoff else JobState.QUEUED,
+            input=raw, result=None, error=None, progress=None,
+            attempts=1 if handoff else 0, max_attempts=proc.max_attempts, priority=priority,
+            created_at_ms=now, scheduled_at_ms=scheduled,
+            started_at_ms=now if handoff else None, ended_at_ms=None,
+        )
+        if handoff:
+            self._free -= 1
+        waiter = self._add_waiter(job.id) if wait_s > 0 else None
+        try:
+            # shielded: once stored, the job must reach a worker even if the caller goes away
+            await asyncio.shield(self._store_new(job, handoff))
+            if waiter is None:
+                return job
+            ended = await self._await_end(waiter, wait_s)
+            return ended if ended is not None else (await self.store.get(job.id) or job)
+        finally:
+            if waiter is not None:
+                self._drop_waiter(job.id, waiter)
+
+    async def _store_new(self, job: Job, handoff: bool) -> None:
+        try:
+            await self.store.insert([job])
+        except BaseException:
+            if handoff:
+                self._free += 1
+            raise
+        if handoff:
+            self._queue.put_nowait(job)
+        else:
+            self._note_queued(job.scheduled_at_ms)
+
+    async def get(self, job_id: str) -> Job | None:
+        """The job as committed, or None."""
+        return await self.store.get(job_id)
+
+    async def wait(self, job_id: str, timeout_s: float) -> Job | None:
+        """The job once terminal, or as it stands after ``timeout_s``; None if there is none."""
+        waiter = self._add_waiter(job_id)
+        try:
+            job = await self.store.get(job_id)
+            if job is None or job.terminal or timeout_s <= 0:
+                return job
+            ended = await self._await_end(waiter, timeout_s)
+            return ended if ended is not None else await self.store.get(job_id)
+        finally:
+            self._drop_waiter(job_id, waiter)
+
+    # ---------------------------------------------------------------- waiters
+
+    def _add_waiter(self, job_id: str) -> asyncio.Future:
+        future = asyncio.get_running_loop().create_future()
+        self._waiters.setdefault(job_id, set()).add(future)
+        return future
+
+    def _drop_waiter(self, job_id: str, future: asyncio.Future) -> None:
+        futures = self._waiters.get(job_id)
+        if futures is not None:
+            futures.discard(future)
+            if not futures:
+                del self._waiters[job_id]
+
+    @staticmethod
+    async def _await_end(waiter: asyncio.Future, timeout_s: float) -> Job | None:
+        done, _ = await asyncio.wait((waiter,), timeout=timeout_s)
+        return waiter.result() if done else None
+
+    def _ended(self, job: Job) -> None:
+        for future in self._waiters.get(job.id, ()):
+            if not future.done():
+                future.set_result(job)
+
+    # ---------------------------------------------------------------- dispatching
+
+    def _note_queued(self, scheduled_at_ms: int) -> None:
+        if self._next_due_ms is None or scheduled_at_ms < self._next_due_ms:
+            self._next_due_ms = scheduled_at_ms
+        self._wake.set()
+
+    async def _dispatch(self) -> None:
+        while self.accepting:
+            self._wake.clear()
+            if self._free > 0:
+                try:
+                    await self._claim()
+                except Unavailable:
+                    log.exception("claim failed; retrying in 1 s")
+                    await asyncio.sleep(1)
+                    continue
+            timeout = None
+            if self._free > 0 and self._next_due_ms is not None:
+                timeout = max(0.0, (self._next_due_ms - now_ms()) / 1000)
+                if timeout == 0:
+                    continue
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout)
+            except TimeoutError:
+                pass
+
+    async def _claim(self) -> None:
+        wanted = self._free
+        now = now_ms()
+        jobs = await self.store.claim(wanted, now)
+        for job in jobs:
+            self._free -= 1
+            self._queue.put_nowait(job)
+        if len(jobs) == wanted:
+            self._next_due_ms = now
+        else:
+            self._next_due_ms = await self.store.next_due_ms()
+
+    # ---------------------------------------------------------------- working
+
+    async def _work(self) -> None:
+        while True:
+            job = await self._queue.get()
+            try:
+                await self._run(job)
+            except Exception:
+                log.exception("job %s: the worker failed outside the handler", job.id)
+            finally:
+                self._free += 1
+                if self._next_due_ms is not None:
+                    self._wake.set()
+
+    async def _run(self, job: Job) -> None:
+        loop = asyncio.get_running_loop()
+        run = _Running(job, JobContext(job, loop, self.store.set_progress))
+        self._running[job.id] = run
+        try:
+            if not self.accepting:
+                run.stop_reason = "drain"
+                outcome = _Outcome(JobState.QUEUED)
+            else:
+                outcome = await self._execute(run)
+            await self._record(run, outcome)
+        finally:
+            del self._running[job.id]
+            run.done.set()
+
+    async def _execute(self, run: _Running) -> _Outcome:
+        job = run.job
+        try:
+            proc = self.registry.get(job.process)
+        except Exception as exc:
+            return _Outcome(JobState.FAILURE, error=error_json(ErrorCode.EXCEPTION, str(exc)))
+        data = orjson.loads(job.input)
+        call: Awaitable[Any] = (
+            proc.handler(run.ctx, data) if proc.is_async
+            else asyncio.to_thread(proc.handler, run.ctx, data)
+        )
+        run.task = asyncio.ensure_future(call)
+        try:
+            result = await asyncio.wait_for(run.task, proc.timeout_s)
+        except TimeoutError:
+            return self._failed(run, ErrorCode.TIMEOUT,
+                                f"the job ran past its timeout of {proc.timeout_s} s")
+        except (asyncio.CancelledError, JobCancelled):
+            if run.stop_reason is None:
+                current = asyncio.current_task()
+                if current is not None and current.cancelling():
+                    raise
+                return self._failed(run, ErrorCode.EXCEPTION, "the handler was cancelled")
+            return self._failed(run, ErrorCode.CANCELLED, "cancelled by a client")
+        except Exception as exc:
+            return self._failed(run, ErrorCode.EXCEPTION, f"{type(exc).__name__}: {exc}")
+        try:
+            return _Outcome(JobState.SUCCESS, result=orjson.dumps(result))
+        except TypeError as exc:
+            return self._failed(run, ErrorCode.EXCEPTION,
+                                f"the result is not JSON-serialisable: {exc}")
+
+    def _failed(self, run: _Running, code: ErrorCode, message: str) -> _Outcome:
+        if run.stop_reason == "drain":
+            return _Outcome(JobState.QUEUED)
+        retry = code is not ErrorCode.CANCELLED and run.job.attempts < run.job.max_attempts
+        if retry:
+            return _Outcome(JobState.QUEUED, retry=True)
+        return _Outcome(JobState.FAILURE, error=error_json(code, message))
+
+    async def _record(self, run: _Running, outcome: _Outcome) -> None:
+        """Write the outcome; protected from cancellation so the end is never half-written."""
+        job = run.job
+        if outcome.state is JobState.QUEUED:
+            if outcome.retry:
+                when = now_ms() + round(self._backoff_s(job.attempts) * 1000)
+            else:
+                when = job.scheduled_at_ms
+            await asyncio.shield(self.store.requeue(
+                job.id, scheduled_at_ms=when, give_back_attempt=not outcome.retry))
+            self._note_queued(when)
+            return
+        ended_at = now_ms()
+        written = await asyncio.shield(self.store.finish(
+            job.id, outcome.state, result=outcome.result, error=outcome.error,
+            ended_at_ms=ended_at))
+        if not written:
+            log.error("job %s: the end was not recorded, it was no longer active", job.id)
+            return
+        self._ended(job.evolve(state=outcome.state, result=outcome.result,
+                               error=outcome.error, ended_at_ms=ended_at))
+
+    def _backoff_s(self, attempts: int) -> float:
+        base = min(self.settings.retry_max_s, self.settings.retry_base_s * 2 ** (attempts - 1))
+        return base * random.uniform(0.5, 1.5)
+
+    def _stop(self, run: _Running, reason: str) -> None:
+        run.stop_reason = reason
+        run.ctx._cancel()
+        if run.task is not None:
+            run.task.cancel()
+
+
+def _dump_input(data: Any) -> bytes:
+    try:
+        return orjson.dumps(data)
+    except TypeError as exc:
+        raise InvalidRequest(f"the input is not JSON-serialisable: {exc}") from None

@@ -1,0 +1,139 @@
+"""The process registry: named handlers and their limits.
+
+A handler is registered with the ``process`` decorator. ``async def`` handlers run on the
+event loop; plain ``def`` handlers run in a thread so they never block it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from jsonschema import Draft202012Validator
+
+from ..errors import ConfigError, InvalidInput, UnknownProcess
+
+Handler = Callable[..., Any]
+
+
+@dataclass(frozen=True)
+class Process:
+    """A registered handler and the limits the engine applies to its jobs."""
+
+    name: str
+    handler: Handler
+    description: str = ""
+    schema: dict | None = None
+    timeout_s: float | None = None
+    max_attempts: int = 1
+    concurrency: int | None = None
+    is_async: bool = field(init=False)
+    validator: Draft202012Validator | None = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "is_async", inspect.iscoroutinefunction(self.handler))
+        validator = None
+        if self.schema is not None:
+            Draft202012Validator.check_schema(self.schema)
+            validator = Draft202012Validator(self.schema)
+        object.__setattr__(self, "validator", validator)
+        if self.max_attempts < 1:
+            raise ValueError(f"process {self.name!r}: max_attempts must be at least 1")
+        if self.timeout_s is not None and self.timeout_s <= 0:
+            raise ValueError(f"process {self.name!r}: timeout must be positive")
+
+    def validate(self, data: Any) -> None:
+        """Raise ``InvalidInput`` listing every schema violation (path and message)."""
+        if self.validator is None:
+            return
+        problems = [
+            {"path": "/" + "/".join(str(p) for p in error.absolute_path), "message": error.message}
+            for error in sorted(self.validator.iter_errors(data), key=lambda e: list(map(str, e.path)))
+        ]
+        if problems:
+            raise InvalidInput(
+                f"the input does not match the schema of process {self.name!r}",
+                details=problems,
+            )
+
+    def describe(self) -> dict[str, Any]:
+        """What ``GET /processes`` shows of it."""
+        return {
+            "name": self.name,
+            "description": self.description,
+            "input_schema": self.schema,
+            "timeout": self.timeout_s,
+            "max_attempts": self.max_attempts,
+            "concurrency": self.concurrency,
+        }
+
+
+class Registry:
+    """Processes by name."""
+
+    def __init__(self) -> None:
+        self._processes: dict[str, Process] = {}
+
+    def process(
+        self,
+        name: str,
+        *,
+        description: str | None = None,
+        schema: dict | None = None,
+        timeout: float | None = None,
+        max_attempts: int = 1,
+        concurrency: int | None = None,
+    ) -> Callable[[Handler], Handler]:
+        """Decorator: register ``handler(ctx, data)`` under ``name``."""
+
+        def register(handler: Handler) -> Handler:
+            doc = description if description is not None else inspect.getdoc(handler) or ""
+            self.add(
+                Process(
+                    name, handler, doc.split("\n\n")[0], schema, timeout, max_attempts, concurrency
+                )
+            )
+            return handler
+
+        return register
+
+    def add(self, proc: Process) -> None:
+        """Register a process; a name can be taken once."""
+        if proc.name in self._processes:
+            raise ValueError(f"process {proc.name!r} is registered twice")
+        self._processes[proc.name] = proc
+
+    def update(self, other: Registry) -> None:
+        """Take every process of ``other``."""
+        for proc in other:
+            self.add(proc)
+
+    def get(self, name: str) -> Process:
+        """The process called ``name``, or ``UnknownProcess``."""
+        try:
+            return self._processes[name]
+        except KeyError:
+            raise UnknownProcess(f"no process is registered as {name!r}") from None
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._processes
+
+    def __iter__(self) -> Iterator[Process]:
+        return iter(sorted(self._processes.values(), key=lambda p: p.name))
+
+
+#: where the module-level ``process`` decorator registers user handlers
+USER_REGISTRY = Registry()
+process = USER_REGISTRY.process
+
+
+def import_modules(names: list[str]) -> None:
+    """Import the user modules the config lists, so their decorators run."""
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except ImportError as exc:
+            raise ConfigError(f"processes.modules: cannot import {name!r}: {exc}") from None

@@ -1,0 +1,158 @@
+"""The job record, its states and the only transitions between them.
+
+State lives in one column, checked by the store, and every change goes through
+``TRANSITIONS`` here, so no caller decides by hand which states may follow which.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+import time
+import uuid
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+from typing import Any
+
+import orjson
+
+
+class JobState(str, enum.Enum):
+    """Where a job is in its life; the first three are active, the last two terminal."""
+
+    #: stored and waiting for a worker (or for its ``scheduled_at``)
+    QUEUED = "queued"
+    #: a worker is running its handler
+    RUNNING = "running"
+    #: held back by a client; never claimed until resumed
+    PAUSED = "paused"
+    #: ended with a result; never changes again
+    SUCCESS = "success"
+    #: ended with an error; never changes again
+    FAILURE = "failure"
+
+
+ACTIVE = frozenset({JobState.QUEUED, JobState.RUNNING, JobState.PAUSED})
+TERMINAL = frozenset({JobState.SUCCESS, JobState.FAILURE})
+
+#: every allowed change of state; anything else is an invalid transition
+TRANSITIONS: dict[JobState, frozenset[JobState]] = {
+    JobState.QUEUED: frozenset({JobState.RUNNING, JobState.PAUSED, JobState.FAILURE}),
+    JobState.RUNNING: frozenset(
+        {JobState.QUEUED, JobState.PAUSED, JobState.SUCCESS, JobState.FAILURE}
+    ),
+    JobState.PAUSED: frozenset({JobState.QUEUED, JobState.RUNNING, JobState.FAILURE}),
+    JobState.SUCCESS: frozenset(),
+    JobState.FAILURE: frozenset(),
+}
+
+
+class ErrorCode(str, enum.Enum):
+    """Why a job ended in ``failure``."""
+
+    #: the handler raised
+    EXCEPTION = "exception"
+    #: the handler ran past its process's timeout
+    TIMEOUT = "timeout"
+    #: a client cancelled the job
+    CANCELLED = "cancelled"
+    #: the server died while the job ran and no attempts were left
+    INTERRUPTED = "interrupted"
+    #: a command process exited with a non-zero status
+    EXIT_STATUS = "exit_status"
+
+
+_JOB_ID = re.compile(r"[0-9a-f]{32}")
+
+
+def new_job_id() -> str:
+    """A uuid4 as 32 lowercase hex characters, as clients see it."""
+    return uuid.uuid4().hex
+
+
+def is_job_id(value: str) -> bool:
+    """True for exactly 32 lowercase hex characters."""
+    return _JOB_ID.fullmatch(value) is not None
+
+
+def now_ms() -> int:
+    """Wall-clock milliseconds since the epoch: the unit of every stored time."""
+    return time.time_ns() // 1_000_000
+
+
+def iso_ms(ms: int | None) -> str | None:
+    """ISO-8601 UTC with milliseconds and a ``Z``, as in the job object."""
+    if ms is None:
+        return None
+    stamp = datetime.fromtimestamp(ms / 1000, timezone.utc)
+    return stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """One stored job. JSON fields stay as the bytes they are stored as, to spare re-parsing."""
+
+    id: str
+    process: str
+    state: JobState
+    input: bytes
+    result: bytes | None
+    error: bytes | None
+    progress: bytes | None
+    attempts: int
+    max_attempts: int
+    priority: int
+    created_at_ms: int
+    scheduled_at_ms: int
+    started_at_ms: int | None
+    ended_at_ms: int | None
+    owner: str | None = None
+    idempotency_key: str | None = None
+    request_hash: str | None = None
+    callback_url: str | None = None
+    notify_email: str | None = None
+
+    @property
+    def terminal(self) -> bool:
+        return self.state in TERMINAL
+
+    def evolve(self, **changes: Any) -> Job:
+        """A copy with some fields changed (the record itself never mutates)."""
+        return replace(self, **changes)
+
+    def to_dict(self, *, base_path: str = "/async-process/", with_input: bool = False) -> dict:
+        """The public job object of DESIGN §1; stored JSON is embedded without re-parsing."""
+        self_link = f"{base_path}{self.id}"
+        body: dict[str, Any] = {
+            "id": self.id,
+            "process": self.process,
+            "state": self.state.value,
+            "progress": _fragment(self.progress),
+            "result": _fragment(self.result),
+            "error": _fragment(self.error),
+            "attempts": self.attempts,
+            "max_attempts": self.max_attempts,
+            "priority": self.priority,
+            "created_at": iso_ms(self.created_at_ms),
+            "scheduled_at": iso_ms(self.scheduled_at_ms),
+            "started_at": iso_ms(self.started_at_ms),
+            "ended_at": iso_ms(self.ended_at_ms),
+            "links": {"self": self_link, "events": f"{self_link}/events"},
+        }
+        if with_input:
+            body["input"] = orjson.Fragment(self.input)
+        return body
+
+
+def _fragment(raw: bytes | None) -> orjson.Fragment | None:
+    return None if raw is None else orjson.Fragment(raw)
+
+
+def error_json(code: ErrorCode, message: str) -> bytes:
+    """The stored form of a job's ``error`` object."""
+    return orjson.dumps({"code": code.value, "message": message})
+
+
+def progress_json(percent: float | None, message: str | None) -> bytes:
+    """The stored form of a job's ``progress`` object."""
+    return orjson.dumps({"percent": percent, "message": message})

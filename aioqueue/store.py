@@ -1,0 +1,348 @@
+"""The only module that speaks SQL: schema, migrations, group commit, guarded transitions.
+
+Every write goes through one writer task. Writes that arrive while a transaction is
+being committed wait and are committed together in the next one (group commit), and each
+caller is answered only once its own write is committed. Reads use a second connection,
+which WAL lets run beside the writer.
+
+Guarantees each method gives are in its docstring; the engine relies on nothing else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiosqlite
+
+from .errors import Unavailable
+from .models import ACTIVE, ErrorCode, Job, JobState, error_json
+
+log = logging.getLogger(__name__)
+
+#: columns in the order ``_row_to_job`` reads them
+COLUMNS = (
+    "id, process, state, input, result, error, progress, attempts, max_attempts, priority, "
+    "created_at_ms, scheduled_at_ms, started_at_ms, ended_at_ms, owner, idempotency_key, "
+    "request_hash, callback_url, notify_email"
+)
+
+_STATES = ", ".join(f"'{s.value}'" for s in JobState)
+
+#: schema migrations; entry N brings ``PRAGMA user_version`` from N to N + 1
+MIGRATIONS: list[list[str]] = [
+    [
+        f"""CREATE TABLE jobs (
+            seq INTEGER PRIMARY KEY,
+            id TEXT NOT NULL UNIQUE,
+            process TEXT NOT NULL,
+            state TEXT NOT NULL CHECK (state IN ({_STATES})),
+            input BLOB NOT NULL,
+            result BLOB,
+            error BLOB,
+            progress BLOB,
+            attempts INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+            max_attempts INTEGER NOT NULL CHECK (max_attempts >= 1),
+            priority INTEGER NOT NULL DEFAULT 0,
+            created_at_ms INTEGER NOT NULL,
+            scheduled_at_ms INTEGER NOT NULL,
+            started_at_ms INTEGER,
+            ended_at_ms INTEGER,
+            owner TEXT,
+            idempotency_key TEXT,
+            request_hash TEXT,
+            callback_url TEXT,
+            notify_email TEXT
+        )""",
+        # the dispatcher's claim: highest priority first, then the earliest due
+        "CREATE INDEX jobs_claim ON jobs (priority DESC, scheduled_at_ms) "
+        "WHERE state = 'queued'",
+        # the dispatcher's sleep: when is the next queued job due
+        "CREATE INDEX jobs_due ON jobs (scheduled_at_ms) WHERE state = 'queued'",
+        # start-up recovery and drain find running jobs without a scan
+        "CREATE INDEX jobs_running ON jobs (state) WHERE state IN ('running', 'paused')",
+        # listing newest first, by state or process (seq is the key's tail)
+        "CREATE INDEX jobs_state ON jobs (state, seq)",
+        "CREATE INDEX jobs_process ON jobs (process, seq)",
+        # retention purges the oldest terminal jobs first
+        "CREATE INDEX jobs_ended ON jobs (ended_at_ms) WHERE ended_at_ms IS NOT NULL",
+    ],
+]
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+_INSERT = f"INSERT INTO jobs ({COLUMNS}) VALUES ({', '.join('?' * 19)})"
+
+
+def _row_to_job(row: Sequence[Any]) -> Job:
+    return Job(
+        row[0], row[1], JobState(row[2]), row[3], row[4], row[5], row[6], row[7], row[8],
+        row[9], row[10], row[11], row[12], row[13], row[14], row[15], row[16], row[17], row[18],
+    )
+
+
+def _job_to_row(job: Job) -> tuple:
+    return (
+        job.id, job.process, job.state.value, job.input, job.result, job.error, job.progress,
+        job.attempts, job.max_attempts, job.priority, job.created_at_ms, job.scheduled_at_ms,
+        job.started_at_ms, job.ended_at_ms, job.owner, job.idempotency_key, job.request_hash,
+        job.callback_url, job.notify_email,
+    )
+
+
+@dataclass(slots=True)
+class _Write:
+    sql: str
+    params: Any
+    future: asyncio.Future
+    many: bool = False
+    fetch: bool = False
+
+
+@dataclass(slots=True)
+class _Batch:
+    writes: list[_Write] = field(default_factory=list)
+    progress: dict[str, bytes] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.writes or self.progress)
+
+
+class Store:
+    """SQLite storage for jobs. Open it, use it from one event loop, close it."""
+
+    def __init__(self, path: str, *, synchronous: str = "FULL") -> None:
+        self.path = path
+        self.synchronous = synchronous
+        self._writer: aiosqlite.Connection | None = None
+        self._reader: aiosqlite.Connection | None = None
+        self._batch = _Batch()
+        self._wake = asyncio.Event()
+        self._writer_task: asyncio.Task | None = None
+        self._closing = False
+        #: transactions committed since open; tests and metrics read it
+        self.commits = 0
+
+    # ---------------------------------------------------------------- lifecycle
+
+    async def open(self) -> None:
+        """Open both connections, migrate the schema, start the writer."""
+        self._writer = await aiosqlite.connect(self.path, isolation_level="DEFERRED")
+        await self._writer.execute("PRAGMA journal_mode=WAL")
+        await self._writer.execute(f"PRAGMA synchronous={self.synchronous}")
+        await self._writer.execute("PRAGMA busy_timeout=5000")
+        await self._migrate()
+        self._reader = await aiosqlite.connect(self.path)
+        await self._reader.execute("PRAGMA query_only=1")
+        await self._reader.execute("PRAGMA busy_timeout=5000")
+        self._writer_task = asyncio.create_task(self._write_loop(), name="aioqueue-store-writer")
+
+    async def close(self) -> None:
+        """Commit what is pending, then close. Writes after this raise ``Unavailable``."""
+        self._closing = True
+        self._wake.set()
+        if self._writer_task is not None:
+            await self._writer_task
+        for conn in (self._reader, self._writer):
+            if conn is not None:
+                await conn.close()
+        self._reader = self._writer = None
+
+    async def _migrate(self) -> None:
+        assert self._writer is not None
+        async with self._writer.execute("PRAGMA user_version") as cur:
+            (version,) = await cur.fetchone()
+        if version > SCHEMA_VERSION:
+            raise Unavailable(
+                f"{self.path} has schema version {version}, newer than this aioqueue knows "
+                f"({SCHEMA_VERSION}); upgrade aioqueue"
+            )
+        for number in range(version, SCHEMA_VERSION):
+            for statement in MIGRATIONS[number]:
+                await self._writer.execute(statement)
+            await self._writer.execute(f"PRAGMA user_version={number + 1}")
+            await self._writer.commit()
+            log.info("migrated %s to schema version %d", self.path, number + 1)
+
+    # ---------------------------------------------------------------- the writer
+
+    def _enqueue(self, sql: str, params: Any, *, many: bool = False, fetch: bool = False) -> asyncio.Future:
+        if self._closing:
+            raise Unavailable("the store is closed")
+        future = asyncio.get_running_loop().create_future()
+        self._batch.writes.append(_Write(sql, params, future, many, fetch))
+        self._wake.set()
+        return future
+
+    async def _write_loop(self) -> None:
+        while True:
+            if not self._batch:
+                if self._closing:
+                    return
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            batch, self._batch = self._batch, _Batch()
+            await self._commit(batch)
+
+    async def _commit(self, batch: _Batch) -> None:
+        """Run a batch as one transaction; each write gets its own result or error.
+
+        The statements are handed to aiosqlite's thread all at once (gather keeps their
+        order), so a batch costs one round trip to the thread rather than one per write.
+        """
+        conn = self._writer
+        assert conn is not None
+        steps: list[Any] = []
+        for write in batch.writes:
+            if write.fetch:
+                steps.append(conn.execute_fetchall(write.sql, write.params))
+            elif write.many:
+                steps.append(conn.executemany(write.sql, write.params))
+            else:
+                steps.append(conn.execute(write.sql, write.params))
+        if batch.progress:
+            steps.append(
+                conn.executemany(
+                    "UPDATE jobs SET progress = ? WHERE id = ? AND state IN ('running', 'paused')",
+                    [(p, i) for i, p in batch.progress.items()],
+                )
+            )
+        steps.append(conn.commit())
+        outcomes = await asyncio.gather(*steps, return_exceptions=True)
+        failed = outcomes[-1]
+        if isinstance(failed, BaseException):
+            log.error("commit failed, %d writes lost: %r", len(batch.writes), failed)
+            await _quietly(conn.rollback())
+            for write in batch.writes:
+                _settle(write.future, Unavailable("storage unavailable: the commit failed"))
+            return
+        self.commits += 1
+        for write, outcome in zip(batch.writes, outcomes):
+            if isinstance(outcome, sqlite3.IntegrityError):
+                _settle(write.future, outcome)
+            elif isinstance(outcome, BaseException):
+                log.error("write failed: %s: %r", write.sql.split("(")[0], outcome)
+                _settle(write.future, Unavailable("storage unavailable"))
+            elif write.fetch:
+                _settle(write.future, list(outcome))
+            else:
+                _settle(write.future, outcome.rowcount)
+
+    # ---------------------------------------------------------------- writes
+
+    async def insert(self, jobs: Sequence[Job]) -> None:
+        """Store new jobs in one transaction; returns once they are committed."""
+        rows = [_job_to_row(job) for job in jobs]
+        if len(rows) == 1:
+            await self._enqueue(_INSERT, rows[0])
+        else:
+            await self._enqueue(_INSERT, rows, many=True)
+
+    async def claim(self, limit: int, now_ms: int) -> list[Job]:
+        """Mark up to ``limit`` due queued jobs running (attempts + 1), highest priority first."""
+        rows = await self._enqueue(
+            f"UPDATE jobs SET state = 'running', attempts = attempts + 1, started_at_ms = ? "
+            f"WHERE id IN (SELECT id FROM jobs WHERE state = 'queued' AND scheduled_at_ms <= ? "
+            f"ORDER BY priority DESC, scheduled_at_ms, seq LIMIT ?) RETURNING {COLUMNS}",
+            (now_ms, now_ms, limit),
+            fetch=True,
+        )
+        jobs = [_row_to_job(r) for r in rows]
+        jobs.sort(key=lambda j: (-j.priority, j.scheduled_at_ms))
+        return jobs
+
+    async def finish(
+        self, job_id: str, state: JobState, *, result: bytes | None, error: bytes | None,
+        ended_at_ms: int,
+    ) -> bool:
+        """End an active job; False (and nothing written) if it was already terminal or gone."""
+        count = await self._enqueue(
+            "UPDATE jobs SET state = ?, result = ?, error = ?, ended_at_ms = ? "
+            "WHERE id = ? AND state IN ('queued', 'running', 'paused')",
+            (state.value, result, error, ended_at_ms, job_id),
+        )
+        return count == 1
+
+    async def requeue(
+        self, job_id: str, *, scheduled_at_ms: int, give_back_attempt: bool = False
+    ) -> bool:
+        """Put a running job back in the queue (a retry, or a drain that gives the attempt back)."""
+        count = await self._enqueue(
+            "UPDATE jobs SET state = 'queued', scheduled_at_ms = ?, "
+            "attempts = attempts - ? WHERE id = ? AND state = 'running'",
+            (scheduled_at_ms, 1 if give_back_attempt else 0, job_id),
+        )
+        return count == 1
+
+    def set_progress(self, job_id: str, progress: bytes) -> None:
+        """Record progress with the next commit, without waiting; only the latest one counts."""
+        if self._closing:
+            return
+        self._batch.progress[job_id] = progress
+        self._wake.set()
+
+    async def recover(self, now_ms: int) -> tuple[int, int]:
+        """After a crash: re-queue running jobs with attempts left, end the rest as interrupted.
+
+        Returns (re-queued, interrupted).
+        """
+        error = error_json(ErrorCode.INTERRUPTED, "the server stopped while the job ran")
+        interrupted = await self._enqueue(
+            "UPDATE jobs SET state = 'failure', error = ?, ended_at_ms = ? "
+            "WHERE state = 'running' AND attempts >= max_attempts",
+            (error, now_ms),
+        )
+        requeued = await self._enqueue(
+            "UPDATE jobs SET state = 'queued' WHERE state = 'running'", ()
+        )
+        return requeued, interrupted
+
+    # ---------------------------------------------------------------- reads
+
+    async def get(self, job_id: str) -> Job | None:
+        """The committed job, or None."""
+        rows = await self._read(f"SELECT {COLUMNS} FROM jobs WHERE id = ?", (job_id,))
+        return _row_to_job(rows[0]) if rows else None
+
+    async def next_due_ms(self) -> int | None:
+        """When the earliest queued job becomes due, or None when nothing is queued."""
+        rows = await self._read("SELECT min(scheduled_at_ms) FROM jobs WHERE state = 'queued'", ())
+        return rows[0][0]
+
+    async def count_active(self) -> int:
+        """How many jobs are queued, running or paused."""
+        states = tuple(s.value for s in ACTIVE)
+        rows = await self._read(
+            f"SELECT count(*) FROM jobs WHERE state IN ({', '.join('?' * len(states))})", states
+        )
+        return rows[0][0]
+
+    async def _read(self, sql: str, params: Iterable[Any]) -> list[Any]:
+        if self._reader is None:
+            raise Unavailable("the store is closed")
+        try:
+            return list(await self._reader.execute_fetchall(sql, params))
+        except sqlite3.Error as exc:
+            log.error("read failed: %r", exc)
+            raise Unavailable("storage unavailable") from None
+
+
+def _settle(future: asyncio.Future, outcome: Any) -> None:
+    if future.done():
+        return
+    if isinstance(outcome, BaseException):
+        future.set_exception(outcome)
+    else:
+        future.set_result(outcome)
+
+
+async def _quietly(awaitable: Any) -> None:
+    try:
+        await awaitable
+    except sqlite3.Error:
+        pass
