@@ -132,6 +132,16 @@ def _wait_s(request: web.Request) -> tuple[float, bool]:
     return 0.0, False
 
 
+#: set on the request by the authentication middleware: the client's name, or None
+#: when the caller may see every job (no tokens configured, or an admin token)
+OWNER = "aioqueue.owner"
+
+
+def owner_of(request: web.Request) -> str | None:
+    """Whose jobs this request may see and touch; None means all of them."""
+    return request.get(OWNER)
+
+
 def _job_id(request: web.Request) -> str:
     job_id = request.match_info["job_id"]
     if not is_job_id(job_id):
@@ -176,7 +186,8 @@ async def submit(request: web.Request) -> web.Response:
     delay_s = _number(delay, "delay", 0, 365 * 86400) if delay is not None else 0.0
     data, raw = await _read_input(request)
     job = await request.app[ENGINE].submit(
-        process, data, raw=raw, priority=priority, delay_s=delay_s, wait_s=wait_s
+        process, data, raw=raw, priority=priority, delay_s=delay_s, wait_s=wait_s,
+        owner=owner_of(request),
     )
     headers = {"Preference-Applied": f"wait={wait_s:g}"} if from_prefer else None
     return _job_answer(request, job, headers=headers)
@@ -186,7 +197,7 @@ async def get_job(request: web.Request) -> web.Response:
     """GET /async-process/{id}, optionally a long poll with ``return_timeout``."""
     job_id = _job_id(request)
     wait_s, _ = _wait_s(request)
-    job = await request.app[ENGINE].wait(job_id, wait_s)
+    job = await request.app[ENGINE].wait(job_id, wait_s, owner=owner_of(request))
     if job is None:
         raise JobNotFound("no such job")
     return _job_answer(request, job, status=200)

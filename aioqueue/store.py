@@ -304,9 +304,12 @@ class Store:
 
     # ---------------------------------------------------------------- reads
 
-    async def get(self, job_id: str) -> Job | None:
-        """The committed job, or None."""
-        rows = await self._read(f"SELECT {COLUMNS} FROM jobs WHERE id = ?", (job_id,))
+    async def get(self, job_id: str, *, owner: str | None = None) -> Job | None:
+        """The committed job, or None; with ``owner``, None unless that client owns it."""
+        rows = await self._read(
+            f"SELECT {COLUMNS} FROM jobs WHERE id = ?1 AND (?2 IS NULL OR owner = ?2)",
+            (job_id, owner),
+        )
         return _row_to_job(rows[0]) if rows else None
 
     async def next_due_ms(self) -> int | None:

@@ -114,11 +114,12 @@ class Engine:
 
     async def submit(
         self, process: str, data: Any, *, raw: bytes | None = None, priority: int = 0,
-        delay_s: float = 0.0, wait_s: float = 0.0,
+        delay_s: float = 0.0, wait_s: float = 0.0, owner: str | None = None,
     ) -> Job:
         """Store a new job durably and return it; with ``wait_s``, wait that long for its end.
 
-        ``raw`` is the input as JSON bytes when the caller has them already.
+        ``raw`` is the input as JSON bytes when the caller has them already; ``owner`` is
+        the client the job belongs to (None where there is no authentication).
         """
         if not self.accepting:
             raise Unavailable("the server is shutting down")
@@ -139,7 +140,7 @@ class Engine:
             input=raw, result=None, error=None, progress=None,
             attempts=1 if handoff else 0, max_attempts=proc.max_attempts, priority=priority,
             created_at_ms=now, scheduled_at_ms=scheduled,
-            started_at_ms=now if handoff else None, ended_at_ms=None,
+            started_at_ms=now if handoff else None, ended_at_ms=None, owner=owner,
         )
         if handoff:
             self._free -= 1
@@ -167,19 +168,19 @@ class Engine:
         else:
             self._note_queued(job.scheduled_at_ms)
 
-    async def get(self, job_id: str) -> Job | None:
-        """The job as committed, or None."""
-        return await self.store.get(job_id)
+    async def get(self, job_id: str, *, owner: str | None = None) -> Job | None:
+        """The job as committed, or None; with ``owner``, only if that client owns it."""
+        return await self.store.get(job_id, owner=owner)
 
-    async def wait(self, job_id: str, timeout_s: float) -> Job | None:
+    async def wait(self, job_id: str, timeout_s: float, *, owner: str | None = None) -> Job | None:
         """The job once terminal, or as it stands after ``timeout_s``; None if there is none."""
         waiter = self._add_waiter(job_id)
         try:
-            job = await self.store.get(job_id)
+            job = await self.store.get(job_id, owner=owner)
             if job is None or job.terminal or timeout_s <= 0:
                 return job
             ended = await self._await_end(waiter, timeout_s)
-            return ended if ended is not None else await self.store.get(job_id)
+            return ended if ended is not None else await self.store.get(job_id, owner=owner)
         finally:
             self._drop_waiter(job_id, waiter)
 
