@@ -59,7 +59,7 @@ MIGRATIONS: list[list[str]] = [
             notify_email TEXT
         )""",
         # the dispatcher's claim: highest priority first, then the earliest due
-        "CREATE INDEX jobs_claim ON jobs (priority DESC, scheduled_at_ms) "
+        "CREATE INDEX jobs_claim ON jobs (priority DESC, scheduled_at_ms, seq) "
         "WHERE state = 'queued'",
         # the dispatcher's sleep: when is the next queued job due
         "CREATE INDEX jobs_due ON jobs (scheduled_at_ms) WHERE state = 'queued'",
@@ -75,7 +75,20 @@ MIGRATIONS: list[list[str]] = [
 
 SCHEMA_VERSION = len(MIGRATIONS)
 
-_INSERT = f"INSERT INTO jobs ({COLUMNS}) VALUES ({', '.join('?' * 19)})"
+# INDEXED BY: without statistics the planner would take jobs_state and sort every queued
+# job; naming the index makes a missing one an error instead of a silent full sort
+CLAIM_SQL = (
+    f"UPDATE jobs SET state = 'running', attempts = attempts + 1, started_at_ms = ? "
+    f"WHERE id IN (SELECT id FROM jobs INDEXED BY jobs_claim WHERE state = 'queued' "
+    f"AND scheduled_at_ms <= ? ORDER BY priority DESC, scheduled_at_ms, seq LIMIT ?) "
+    f"RETURNING {COLUMNS}"
+)
+NEXT_DUE_SQL = "SELECT min(scheduled_at_ms) FROM jobs INDEXED BY jobs_due WHERE state = 'queued'"
+
+# a row that would break a unique index is skipped, not fatal: the batch's other rows stand
+_INSERT = (
+    f"INSERT INTO jobs ({COLUMNS}) VALUES ({', '.join('?' * 19)}) ON CONFLICT DO NOTHING"
+)
 
 
 def _row_to_job(row: Sequence[Any]) -> Job:
@@ -104,12 +117,19 @@ class _Write:
 
 
 @dataclass(slots=True)
+class _Insert:
+    rows: list[tuple]
+    future: asyncio.Future
+
+
+@dataclass(slots=True)
 class _Batch:
+    inserts: list[_Insert] = field(default_factory=list)
     writes: list[_Write] = field(default_factory=list)
     progress: dict[str, bytes] = field(default_factory=dict)
 
     def __bool__(self) -> bool:
-        return bool(self.writes or self.progress)
+        return bool(self.inserts or self.writes or self.progress)
 
 
 class Store:
@@ -120,6 +140,7 @@ class Store:
         self.synchronous = synchronous
         self._writer: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
+        self._lookups: sqlite3.Connection | None = None
         self._batch = _Batch()
         self._wake = asyncio.Event()
         self._writer_task: asyncio.Task | None = None
@@ -132,13 +153,22 @@ class Store:
     async def open(self) -> None:
         """Open both connections, migrate the schema, start the writer."""
         self._writer = await aiosqlite.connect(self.path, isolation_level="DEFERRED")
-        await self._writer.execute("PRAGMA journal_mode=WAL")
-        await self._writer.execute(f"PRAGMA synchronous={self.synchronous}")
-        await self._writer.execute("PRAGMA busy_timeout=5000")
-        await self._migrate()
+        try:
+            await self._writer.execute("PRAGMA journal_mode=WAL")
+            await self._writer.execute(f"PRAGMA synchronous={self.synchronous}")
+            await self._writer.execute("PRAGMA busy_timeout=5000")
+            await self._migrate()
+        except BaseException as exc:
+            await self._writer.close()
+            self._writer = None
+            if isinstance(exc, sqlite3.Error):
+                raise Unavailable(f"cannot open the database {self.path}: {exc}") from None
+            raise
         self._reader = await aiosqlite.connect(self.path)
         await self._reader.execute("PRAGMA query_only=1")
         await self._reader.execute("PRAGMA busy_timeout=5000")
+        self._lookups = sqlite3.connect(self.path, check_same_thread=False)
+        self._lookups.execute("PRAGMA query_only=1")
         self._writer_task = asyncio.create_task(self._write_loop(), name="aioqueue-store-writer")
 
     async def close(self) -> None:
@@ -150,7 +180,9 @@ class Store:
         for conn in (self._reader, self._writer):
             if conn is not None:
                 await conn.close()
-        self._reader = self._writer = None
+        if self._lookups is not None:
+            self._lookups.close()
+        self._reader = self._writer = self._lookups = None
 
     async def _migrate(self) -> None:
         assert self._writer is not None
@@ -198,6 +230,10 @@ class Store:
         conn = self._writer
         assert conn is not None
         steps: list[Any] = []
+        new_rows = [row for insert in batch.inserts for row in insert.rows]
+        if new_rows:
+            # new jobs first: a later write of the same batch may already refer to one
+            steps.append(conn.executemany(_INSERT, new_rows))
         for write in batch.writes:
             if write.fetch:
                 steps.append(conn.execute_fetchall(write.sql, write.params))
@@ -215,13 +251,19 @@ class Store:
         steps.append(conn.commit())
         outcomes = await asyncio.gather(*steps, return_exceptions=True)
         failed = outcomes[-1]
+        if new_rows and isinstance(outcomes[0], BaseException):
+            failed = outcomes[0]
         if isinstance(failed, BaseException):
-            log.error("commit failed, %d writes lost: %r", len(batch.writes), failed)
+            log.error("commit failed, %d writes lost: %r",
+                      len(batch.writes) + len(batch.inserts), failed)
             await _quietly(conn.rollback())
-            for write in batch.writes:
+            for write in [*batch.inserts, *batch.writes]:
                 _settle(write.future, Unavailable("storage unavailable: the commit failed"))
             return
         self.commits += 1
+        if new_rows:
+            await self._settle_inserts(batch.inserts, outcomes[0].rowcount, len(new_rows))
+            outcomes = outcomes[1:]
         for write, outcome in zip(batch.writes, outcomes):
             if isinstance(outcome, sqlite3.IntegrityError):
                 _settle(write.future, outcome)
@@ -233,25 +275,39 @@ class Store:
             else:
                 _settle(write.future, outcome.rowcount)
 
+    async def _settle_inserts(self, inserts: list[_Insert], stored: int, expected: int) -> None:
+        """Answer each insert; one whose rows a unique index refused gets ``IntegrityError``."""
+        missing: set[str] = set()
+        if stored < expected:
+            ids = [row[0] for insert in inserts for row in insert.rows]
+            present = {r[0] for r in await self._read(
+                f"SELECT id FROM jobs WHERE id IN ({', '.join('?' * len(ids))})", ids)}
+            missing = set(ids) - present
+        for insert in inserts:
+            if missing and any(row[0] in missing for row in insert.rows):
+                _settle(insert.future, sqlite3.IntegrityError("a unique key is already taken"))
+            else:
+                _settle(insert.future, None)
+
     # ---------------------------------------------------------------- writes
 
-    async def insert(self, jobs: Sequence[Job]) -> None:
-        """Store new jobs in one transaction; returns once they are committed."""
-        rows = [_job_to_row(job) for job in jobs]
-        if len(rows) == 1:
-            await self._enqueue(_INSERT, rows[0])
-        else:
-            await self._enqueue(_INSERT, rows, many=True)
+    def insert(self, jobs: Sequence[Job]) -> asyncio.Future:
+        """Store new jobs with the next commit; the future is done once they are committed.
+
+        It fails with ``sqlite3.IntegrityError`` when a unique key (not the id) is already
+        taken; jobs that carry unique keys are inserted one per call, so that all or none is
+        stored. The write happens even if nobody awaits the future.
+        """
+        if self._closing:
+            raise Unavailable("the store is closed")
+        future = asyncio.get_running_loop().create_future()
+        self._batch.inserts.append(_Insert([_job_to_row(job) for job in jobs], future))
+        self._wake.set()
+        return future
 
     async def claim(self, limit: int, now_ms: int) -> list[Job]:
         """Mark up to ``limit`` due queued jobs running (attempts + 1), highest priority first."""
-        rows = await self._enqueue(
-            f"UPDATE jobs SET state = 'running', attempts = attempts + 1, started_at_ms = ? "
-            f"WHERE id IN (SELECT id FROM jobs WHERE state = 'queued' AND scheduled_at_ms <= ? "
-            f"ORDER BY priority DESC, scheduled_at_ms, seq LIMIT ?) RETURNING {COLUMNS}",
-            (now_ms, now_ms, limit),
-            fetch=True,
-        )
+        rows = await self._enqueue(CLAIM_SQL, (now_ms, now_ms, limit), fetch=True)
         jobs = [_row_to_job(r) for r in rows]
         jobs.sort(key=lambda j: (-j.priority, j.scheduled_at_ms))
         return jobs
@@ -306,7 +362,7 @@ class Store:
 
     async def get(self, job_id: str, *, owner: str | None = None) -> Job | None:
         """The committed job, or None; with ``owner``, None unless that client owns it."""
-        rows = await self._read(
+        rows = self._lookup(
             f"SELECT {COLUMNS} FROM jobs WHERE id = ?1 AND (?2 IS NULL OR owner = ?2)",
             (job_id, owner),
         )
@@ -314,7 +370,7 @@ class Store:
 
     async def next_due_ms(self) -> int | None:
         """When the earliest queued job becomes due, or None when nothing is queued."""
-        rows = await self._read("SELECT min(scheduled_at_ms) FROM jobs WHERE state = 'queued'", ())
+        rows = await self._read(NEXT_DUE_SQL, ())
         return rows[0][0]
 
     async def count_active(self) -> int:
@@ -324,6 +380,21 @@ class Store:
             f"SELECT count(*) FROM jobs WHERE state IN ({', '.join('?' * len(states))})", states
         )
         return rows[0][0]
+
+    def _lookup(self, sql: str, params: Iterable[Any]) -> list[Any]:
+        """A read by primary key, run on the loop itself.
+
+        It takes microseconds in WAL mode (readers never wait for the writer), less than
+        the hand-off to aiosqlite's thread and back, which under load also waits for the GIL.
+        Only single-row lookups by key come here; anything that scans uses ``_read``.
+        """
+        if self._lookups is None:
+            raise Unavailable("the store is closed")
+        try:
+            return self._lookups.execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            log.error("read failed: %r", exc)
+            raise Unavailable("storage unavailable") from None
 
     async def _read(self, sql: str, params: Iterable[Any]) -> list[Any]:
         if self._reader is None:

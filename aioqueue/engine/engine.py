@@ -60,7 +60,8 @@ class Engine:
         self._free = settings.workers
         self._queue: asyncio.Queue[Job] = asyncio.Queue(maxsize=settings.workers)
         self._wake = asyncio.Event()
-        self._next_due_ms: int | None = 0  # unknown until the first claim: assume due
+        self._next_due_ms: int | None = None  # when the earliest queued job is due
+        self._noted_ms: int | None = None  # earliest job queued since the claim began
         self._running: dict[str, _Running] = {}
         self._waiters: dict[str, set[asyncio.Future]] = {}
         self._tasks: list[asyncio.Task] = []
@@ -73,6 +74,7 @@ class Engine:
         if requeued or interrupted:
             log.warning("recovered %d running jobs: %d re-queued, %d interrupted",
                         requeued + interrupted, requeued, interrupted)
+        self._next_due_ms = await self.store.next_due_ms()
         self._tasks = [asyncio.create_task(self._dispatch(), name="aioqueue-dispatcher")]
         self._tasks += [
             asyncio.create_task(self._work(), name=f"aioqueue-worker-{n}")
@@ -146,7 +148,7 @@ class Engine:
             self._free -= 1
         waiter = self._add_waiter(job.id) if wait_s > 0 else None
         try:
-            # shielded: once stored, the job must reach a worker even if the caller goes away
+            # shielded: a caller that goes away must not cancel the commit's future
             await asyncio.shield(self._store_new(job, handoff))
             if waiter is None:
                 return job
@@ -156,17 +158,30 @@ class Engine:
             if waiter is not None:
                 self._drop_waiter(job.id, waiter)
 
-    async def _store_new(self, job: Job, handoff: bool) -> None:
+    def _store_new(self, job: Job, handoff: bool) -> asyncio.Future:
+        """Insert ``job``; once committed, hand it to its worker or tell the dispatcher.
+
+        The follow-up runs as a callback of the commit, not after an ``await``, so that it
+        happens even when the caller is cancelled while waiting.
+        """
+
+        def committed(future: asyncio.Future) -> None:
+            if future.cancelled() or future.exception() is not None:
+                if handoff:
+                    self._free += 1
+            elif handoff:
+                self._queue.put_nowait(job)
+            else:
+                self._note_queued(job.scheduled_at_ms)
+
         try:
-            await self.store.insert([job])
+            stored = self.store.insert([job])
         except BaseException:
             if handoff:
                 self._free += 1
             raise
-        if handoff:
-            self._queue.put_nowait(job)
-        else:
-            self._note_queued(job.scheduled_at_ms)
+        stored.add_done_callback(committed)
+        return stored
 
     async def get(self, job_id: str, *, owner: str | None = None) -> Job | None:
         """The job as committed, or None; with ``owner``, only if that client owns it."""
@@ -211,9 +226,12 @@ class Engine:
     # ---------------------------------------------------------------- dispatching
 
     def _note_queued(self, scheduled_at_ms: int) -> None:
+        """Wake the dispatcher only when this job moves its next deadline earlier."""
+        if self._noted_ms is None or scheduled_at_ms < self._noted_ms:
+            self._noted_ms = scheduled_at_ms
         if self._next_due_ms is None or scheduled_at_ms < self._next_due_ms:
             self._next_due_ms = scheduled_at_ms
-        self._wake.set()
+            self._wake.set()
 
     async def _dispatch(self) -> None:
         while self.accepting:
@@ -238,14 +256,18 @@ class Engine:
     async def _claim(self) -> None:
         wanted = self._free
         now = now_ms()
+        self._noted_ms = None
         jobs = await self.store.claim(wanted, now)
         for job in jobs:
             self._free -= 1
             self._queue.put_nowait(job)
         if len(jobs) == wanted:
             self._next_due_ms = now
-        else:
-            self._next_due_ms = await self.store.next_due_ms()
+            return
+        due = await self.store.next_due_ms()
+        # a job queued while we claimed and read may be missing from what we read
+        noted = self._noted_ms
+        self._next_due_ms = due if noted is None else noted if due is None else min(due, noted)
 
     # ---------------------------------------------------------------- working
 

@@ -194,3 +194,14 @@ async def test_health_and_processes(client):
     assert (await client.get("/health")).status == 200
     names = {p["name"] for p in (await (await client.get("/processes")).json())["processes"]}
     assert {"sleep", "echo", "sha256", "fail"} <= names
+
+
+async def test_submissions_during_shutdown_get_503_with_retry_after(client):
+    from aioqueue.api import ENGINE
+
+    await client.server.app[ENGINE].drain(0)
+    resp = await client.post("/async-process/?process=echo", json=1)
+    assert resp.status == 503
+    assert resp.headers["Retry-After"]
+    assert (await resp.json())["error"]["code"] == "unavailable"
+    assert (await client.get("/health")).status == 503

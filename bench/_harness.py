@@ -1,0 +1,108 @@
+"""Shared pieces of the benchmarks: free ports, servers as subprocesses, wrk runs."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_http(url: str, timeout_s: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=1).read()
+            return
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+@contextmanager
+def server(argv: list[str], health_url: str, env: dict[str, str] | None = None) -> Iterator[subprocess.Popen]:
+    """Run a server process until the block ends, then stop it by its pid."""
+    proc = subprocess.Popen(argv, env={**os.environ, **(env or {})},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_http(health_url)
+        yield proc
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@contextmanager
+def hello_server() -> Iterator[str]:
+    port = free_port()
+    with server([sys.executable, str(HERE / "hello.py"), str(port)], f"http://127.0.0.1:{port}/"):
+        yield f"http://127.0.0.1:{port}"
+
+
+@contextmanager
+def aioqueue_server(*extra: str, workers: int = 16) -> Iterator[tuple[str, str]]:
+    """An aioqueue server on a fresh database in a temp folder; yields (url, db path)."""
+    port = free_port()
+    with tempfile.TemporaryDirectory(prefix="aioqueue-bench-") as tmp:
+        db = os.path.join(tmp, "bench.db")
+        argv = [sys.executable, "-m", "aioqueue", "serve", "--port", str(port), "--db", db,
+                "--workers", str(workers), "--log-level", "WARNING", *extra]
+        with server(argv, f"http://127.0.0.1:{port}/health"):
+            yield f"http://127.0.0.1:{port}", db
+
+
+def require_wrk() -> str:
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        sys.exit("wrk is needed: apt-get install -y wrk")
+    return wrk
+
+
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+
+
+def wrk(url: str, *, connections: int, seconds: float, method: str = "GET", body: str | None = None,
+        threads: int = 1) -> dict[str, float]:
+    """Run wrk; returns req/s, p50 and p99 latency in ms, and the count of non-2xx answers."""
+    script = f'wrk.method = "{method}"\nwrk.headers["Content-Type"] = "application/json"\n'
+    if body is not None:
+        script += f"wrk.body = [[{body}]]\n"
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as fh:
+        fh.write(script)
+    try:
+        out = subprocess.run(
+            [require_wrk(), f"-t{threads}", f"-c{connections}", f"-d{int(seconds)}s", "--latency",
+             "-s", fh.name, url],
+            check=True, capture_output=True, text=True,
+        ).stdout
+    finally:
+        os.unlink(fh.name)
+    figures = {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))}
+    for pct in ("50", "99"):
+        value, unit = re.search(rf"^\s+{pct}%\s+([\d.]+)(us|ms|s)", out, re.M).groups()
+        figures[f"p{pct}_ms"] = float(value) * _UNITS[unit]
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    figures["non2xx"] = float(bad.group(1)) if bad else 0.0
+    return figures

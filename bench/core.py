@@ -1,0 +1,92 @@
+"""Core benchmark: submit, end-to-end, return_timeout latency and GET, against the ceiling.
+
+Starts each server as a subprocess and loads it with wrk from the same machine, in one run:
+  python bench/core.py [--seconds 10] [--connections 64]
+Prints the figures as a table; nothing is asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sqlite3
+import time
+import urllib.request
+
+from _harness import aioqueue_server, hello_server, wrk
+
+TERMINAL = ("success", "failure")
+
+
+def count_terminal(db: str) -> tuple[int, int]:
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+        total, ended = conn.execute(
+            "SELECT count(*), coalesce(sum(state IN ('success', 'failure')), 0) FROM jobs"
+        ).fetchone()
+    return total, ended
+
+
+def wait_all_terminal(db: str, timeout_s: float = 120) -> tuple[int, float]:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        total, ended = count_terminal(db)
+        if total == ended or time.monotonic() > deadline:
+            return total, time.monotonic()
+        time.sleep(0.02)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=64)
+    args = parser.parse_args()
+    s, c = args.seconds, args.connections
+    rows: list[tuple[str, str]] = []
+
+    with hello_server() as url:
+        ceiling = wrk(f"{url}/async-process/?process=echo", connections=c, seconds=s,
+                      method="POST", body='{"a": 1}')
+        rows.append(("hello-world ceiling (POST, req/s)", f"{ceiling['rps']:.0f}"))
+        hello_1 = wrk(f"{url}/async-process/?process=echo", connections=1, seconds=s,
+                      method="POST", body='{"a": 1}')
+        rows.append(("hello-world 1 client p50 / p99 (ms)",
+                     f"{hello_1['p50_ms']:.2f} / {hello_1['p99_ms']:.2f}"))
+
+    with aioqueue_server() as (url, db):
+        submit = wrk(f"{url}/async-process/?process=echo&delay=86400", connections=c, seconds=s,
+                     method="POST", body='{"a": 1}')
+        rows.append(("durable submit, 202 path (req/s)",
+                     f"{submit['rps']:.0f} ({submit['rps'] / ceiling['rps']:.0%} of ceiling)"))
+        rows.append(("durable submit p50 / p99 (ms)",
+                     f"{submit['p50_ms']:.2f} / {submit['p99_ms']:.2f}"))
+
+    with aioqueue_server() as (url, db):
+        started = time.monotonic()
+        e2e = wrk(f"{url}/async-process/?process=echo", connections=c, seconds=s,
+                  method="POST", body='{"a": 1}')
+        total, finished = wait_all_terminal(db)
+        rows.append(("submit while jobs run (req/s)", f"{e2e['rps']:.0f}"))
+        rows.append(("end-to-end no-op jobs/s (submit to terminal)",
+                     f"{total / (finished - started):.0f} ({total} jobs)"))
+
+    with aioqueue_server() as (url, db):
+        for clients in (1, 32):
+            rt = wrk(f"{url}/async-process/?process=echo&return_timeout=5", connections=clients,
+                     seconds=s, method="POST", body='{"a": 1}')
+            rows.append((f"return_timeout echo, {clients} client(s) p50 / p99 (ms)",
+                         f"{rt['p50_ms']:.2f} / {rt['p99_ms']:.2f} ({rt['rps']:.0f} req/s)"))
+        req = urllib.request.Request(f"{url}/async-process/?process=echo&return_timeout=5",
+                                     data=b'{"a": 1}', headers={"Content-Type": "application/json"})
+        job_id = json.load(urllib.request.urlopen(req))["id"]
+        get = wrk(f"{url}/async-process/{job_id}", connections=c, seconds=s)
+        rows.append(("GET job (req/s)", f"{get['rps']:.0f} ({get['rps'] / ceiling['rps']:.0%} of ceiling)"))
+        rows.append(("GET job p50 / p99 (ms)", f"{get['p50_ms']:.2f} / {get['p99_ms']:.2f}"))
+
+    width = max(len(name) for name, _ in rows)
+    print(f"{'figure':<{width}}  value")
+    for name, value in rows:
+        print(f"{name:<{width}}  {value}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,71 @@
+"""``aioqueue serve`` as a real subprocess on a free port, for end-to-end tests."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import sys
+from pathlib import Path
+
+LISTENING = re.compile(r"listening on http://([\d.]+):(\d+)")
+
+
+class ServerProcess:
+    """A running server; ``url`` is where it listens. Stop it with ``kill`` or ``terminate``."""
+
+    def __init__(self, proc: asyncio.subprocess.Process, url: str, log: list[str]) -> None:
+        self.proc = proc
+        self.url = url
+        self.log = log
+        self._drain = asyncio.create_task(self._read_rest())
+
+    @classmethod
+    async def start(cls, db: Path, *args: str, timeout_s: float = 20) -> ServerProcess:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "aioqueue", "serve", "--port", "0", "--db", str(db), *args,
+            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        log: list[str] = []
+        try:
+            async with asyncio.timeout(timeout_s):
+                while True:
+                    line = (await proc.stderr.readline()).decode(errors="replace")
+                    if not line:
+                        raise RuntimeError("the server exited before listening:\n" + "".join(log))
+                    log.append(line)
+                    found = LISTENING.search(line)
+                    if found:
+                        return cls(proc, f"http://{found[1]}:{found[2]}", log)
+        except BaseException:
+            if proc.returncode is None:
+                proc.kill()
+            await proc.wait()
+            raise
+
+    async def _read_rest(self) -> None:
+        while line := await self.proc.stderr.readline():
+            self.log.append(line.decode(errors="replace"))
+
+    async def kill(self) -> None:
+        """SIGKILL: no clean-up of any kind."""
+        if self.proc.returncode is None:
+            self.proc.send_signal(signal.SIGKILL)
+        await self.proc.wait()
+        await self._drain
+
+    async def terminate(self, timeout_s: float = 20) -> int:
+        """SIGTERM and wait for the drain to end; returns the exit code."""
+        if self.proc.returncode is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            async with asyncio.timeout(timeout_s):
+                code = await self.proc.wait()
+        except TimeoutError:
+            self.proc.kill()
+            await self.proc.wait()
+            raise
+        await self._drain
+        return code
