@@ -18,7 +18,7 @@ from .config import Settings
 from .engine import Engine
 from .errors import (
     AioqueueError, Forbidden, IdempotencyConflict, InvalidRequest, InvalidTransition,
-    JobNotFound, Overloaded, Unauthorized, Unavailable, UnknownProcess,
+    JobNotFound, Overloaded, RetryLater, Unauthorized, Unavailable, UnknownProcess,
 )
 from .models import is_job_id
 
@@ -73,9 +73,8 @@ async def error_middleware(
     except AioqueueError as exc:
         status = _status_of(exc)
         headers = {}
-        retry_after = getattr(exc, "retry_after_s", None)
-        if retry_after is not None:
-            headers["Retry-After"] = str(max(1, math.ceil(retry_after)))
+        if isinstance(exc, RetryLater):
+            headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after_s)))
         return json_response(error_body(exc.code, exc.message, exc.details), status, headers)
     except web.HTTPException as exc:
         if exc.status < 400:

@@ -68,24 +68,29 @@ class Forbidden(AioqueueError):
     code = "forbidden"
 
 
-class Overloaded(AioqueueError):
+class RetryLater(AioqueueError):
+    """A refusal that passes: the client should try again after ``retry_after_s``."""
+
+    default_retry_after_s = 1.0
+
+    def __init__(
+        self, message: str, *, retry_after_s: float | None = None, details: Any = None
+    ) -> None:
+        super().__init__(message, details=details)
+        self.retry_after_s = self.default_retry_after_s if retry_after_s is None else retry_after_s
+
+
+class Overloaded(RetryLater):
     """The backlog or the caller's rate is over its limit; try again later."""
 
     code = "overloaded"
 
-    def __init__(self, message: str, *, retry_after_s: float = 1.0, details: Any = None) -> None:
-        super().__init__(message, details=details)
-        self.retry_after_s = retry_after_s
 
-
-class Unavailable(AioqueueError):
+class Unavailable(RetryLater):
     """The server is shutting down or its storage cannot be written."""
 
     code = "unavailable"
-
-    def __init__(self, message: str, *, retry_after_s: float = 5.0, details: Any = None) -> None:
-        super().__init__(message, details=details)
-        self.retry_after_s = retry_after_s
+    default_retry_after_s = 5.0
 
 
 class ConfigError(AioqueueError):

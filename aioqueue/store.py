@@ -167,7 +167,7 @@ class Store:
         self._reader = await aiosqlite.connect(self.path)
         await self._reader.execute("PRAGMA query_only=1")
         await self._reader.execute("PRAGMA busy_timeout=5000")
-        self._lookups = sqlite3.connect(self.path, check_same_thread=False)
+        self._lookups = sqlite3.connect(self.path)
         self._lookups.execute("PRAGMA query_only=1")
         self._writer_task = asyncio.create_task(self._write_loop(), name="aioqueue-store-writer")
 
