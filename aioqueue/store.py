@@ -112,8 +112,9 @@ class _Write:
     sql: str
     params: Any
     future: asyncio.Future
-    many: bool = False
     fetch: bool = False
+    #: may share one executemany with the batch's other writes of the same SQL
+    grouped: bool = False
 
 
 @dataclass(slots=True)
@@ -202,11 +203,19 @@ class Store:
 
     # ---------------------------------------------------------------- the writer
 
-    def _enqueue(self, sql: str, params: Any, *, many: bool = False, fetch: bool = False) -> asyncio.Future:
+    def _enqueue(
+        self, sql: str, params: Any, *, fetch: bool = False, grouped: bool = False
+    ) -> asyncio.Future:
+        """Queue a write for the next commit.
+
+        The future gets the rows (``fetch``) or the rowcount. A ``grouped`` write gets 1
+        when every write of its group matched a row, and None when some did not and the
+        caller must look for itself.
+        """
         if self._closing:
             raise Unavailable("the store is closed")
         future = asyncio.get_running_loop().create_future()
-        self._batch.writes.append(_Write(sql, params, future, many, fetch))
+        self._batch.writes.append(_Write(sql, params, future, fetch, grouped))
         self._wake.set()
         return future
 
@@ -234,13 +243,15 @@ class Store:
         if new_rows:
             # new jobs first: a later write of the same batch may already refer to one
             steps.append(conn.executemany(_INSERT, new_rows))
-        for write in batch.writes:
-            if write.fetch:
-                steps.append(conn.execute_fetchall(write.sql, write.params))
-            elif write.many:
-                steps.append(conn.executemany(write.sql, write.params))
+        units = _group(batch.writes)
+        for unit in units:
+            first = unit[0]
+            if first.fetch:
+                steps.append(conn.execute_fetchall(first.sql, first.params))
+            elif first.grouped:
+                steps.append(conn.executemany(first.sql, [w.params for w in unit]))
             else:
-                steps.append(conn.execute(write.sql, write.params))
+                steps.append(conn.execute(first.sql, first.params))
         if batch.progress:
             steps.append(
                 conn.executemany(
@@ -264,16 +275,21 @@ class Store:
         if new_rows:
             await self._settle_inserts(batch.inserts, outcomes[0].rowcount, len(new_rows))
             outcomes = outcomes[1:]
-        for write, outcome in zip(batch.writes, outcomes):
+        for unit, outcome in zip(units, outcomes):
+            first = unit[0]
             if isinstance(outcome, sqlite3.IntegrityError):
-                _settle(write.future, outcome)
+                result: Any = outcome
             elif isinstance(outcome, BaseException):
-                log.error("write failed: %s: %r", write.sql.split("(")[0], outcome)
-                _settle(write.future, Unavailable("storage unavailable"))
-            elif write.fetch:
-                _settle(write.future, list(outcome))
+                log.error("write failed: %s: %r", first.sql.split("(")[0], outcome)
+                result = Unavailable("storage unavailable")
+            elif first.fetch:
+                result = list(outcome)
+            elif first.grouped:
+                result = 1 if outcome.rowcount == len(unit) else None
             else:
-                _settle(write.future, outcome.rowcount)
+                result = outcome.rowcount
+            for write in unit:
+                _settle(write.future, result)
 
     async def _settle_inserts(self, inserts: list[_Insert], stored: int, expected: int) -> None:
         """Answer each insert; one whose rows a unique index refused gets ``IntegrityError``."""
@@ -316,12 +332,20 @@ class Store:
         self, job_id: str, state: JobState, *, result: bytes | None, error: bytes | None,
         ended_at_ms: int,
     ) -> bool:
-        """End an active job; False (and nothing written) if it was already terminal or gone."""
+        """End an active job; False (and nothing written) if it was already terminal or gone.
+
+        Workers end many jobs a second, so ends share one statement per commit.
+        """
         count = await self._enqueue(
             "UPDATE jobs SET state = ?, result = ?, error = ?, ended_at_ms = ? "
             "WHERE id = ? AND state IN ('queued', 'running', 'paused')",
             (state.value, result, error, ended_at_ms, job_id),
+            grouped=True,
         )
+        if count is None:  # some end of the group found its job ended already: which?
+            stored = await self.get(job_id)
+            return stored is not None and (stored.state, stored.ended_at_ms, stored.result,
+                                           stored.error) == (state, ended_at_ms, result, error)
         return count == 1
 
     async def requeue(
@@ -404,6 +428,24 @@ class Store:
         except sqlite3.Error as exc:
             log.error("read failed: %r", exc)
             raise Unavailable("storage unavailable") from None
+
+
+def _group(writes: list[_Write]) -> list[list[_Write]]:
+    """Writes in order, except that grouped writes of one SQL join the first of them."""
+    units: list[list[_Write]] = []
+    groups: dict[str, list[_Write]] = {}
+    for write in writes:
+        if write.grouped:
+            group = groups.get(write.sql)
+            if group is not None:
+                group.append(write)
+                continue
+            groups[write.sql] = group = []
+            group.append(write)
+            units.append(group)
+        else:
+            units.append([write])
+    return units
 
 
 def _settle(future: asyncio.Future, outcome: Any) -> None:

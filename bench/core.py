@@ -26,11 +26,12 @@ def count_terminal(db: str) -> tuple[int, int]:
     return total, ended
 
 
-def wait_all_terminal(db: str, timeout_s: float = 120) -> tuple[int, float]:
+def wait_all_terminal(db: str, timeout_s: float = 120, at_least: int = 0) -> tuple[int, float]:
+    """Poll the database until at least ``at_least`` jobs exist and all are terminal."""
     deadline = time.monotonic() + timeout_s
     while True:
         total, ended = count_terminal(db)
-        if total == ended or time.monotonic() > deadline:
+        if (total >= at_least and total == ended) or time.monotonic() > deadline:
             return total, time.monotonic()
         time.sleep(0.02)
 

@@ -158,3 +158,16 @@ async def test_writes_after_close_are_refused(tmp_path):
     await store.close()
     with pytest.raises(Unavailable):
         store.insert([make_job()])
+
+
+async def test_ends_committed_together_still_report_each_guard(store):
+    active, ended = make_job(state=JobState.RUNNING), make_job(state=JobState.RUNNING)
+    await store.insert([active, ended])
+    assert await store.finish(ended.id, JobState.SUCCESS, result=b"0", error=None, ended_at_ms=1)
+    outcomes = await asyncio.gather(
+        store.finish(active.id, JobState.SUCCESS, result=b"1", error=None, ended_at_ms=2),
+        store.finish(ended.id, JobState.FAILURE, result=None, error=b"{}", ended_at_ms=3),
+    )
+    assert outcomes == [True, False]
+    assert (await store.get(ended.id)).result == b"0"
+    assert (await store.get(active.id)).result == b"1"
