@@ -58,7 +58,7 @@ class Engine:
         self.settings = settings
         self.accepting = False
         self._free = settings.workers
-        self._queue: asyncio.Queue[Job] = asyncio.Queue(maxsize=settings.workers)
+        self._queue: asyncio.Queue[Job | None] = asyncio.Queue(maxsize=settings.workers)
         self._wake = asyncio.Event()
         self._next_due_ms: int | None = None  # when the earliest queued job is due
         self._noted_ms: int | None = None  # earliest job queued since the claim began
@@ -91,22 +91,18 @@ class Engine:
         if not self._tasks:
             return
         self._wake.set()
+        await self._tasks[0]  # the dispatcher: it claims nothing more
         running = [r.done.wait() for r in self._running.values()]
         if running:
             log.info("draining: waiting up to %.1f s for %d running jobs", grace_s, len(running))
             await asyncio.wait([asyncio.ensure_future(w) for w in running], timeout=grace_s)
         for run in list(self._running.values()):
             self._stop(run, "drain")
-        while self._running:
-            await next(iter(self._running.values())).done.wait()
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        # one stop sign per worker, behind any claimed job, which a worker now re-queues
+        for _ in range(self.settings.workers):
+            await self._queue.put(None)
+        await asyncio.gather(*self._tasks[1:])
         self._tasks = []
-        while not self._queue.empty():
-            job = self._queue.get_nowait()
-            await self.store.requeue(job.id, scheduled_at_ms=job.scheduled_at_ms,
-                                     give_back_attempt=True)
         for futures in self._waiters.values():
             for future in futures:
                 if not future.done():
@@ -272,8 +268,7 @@ class Engine:
     # ---------------------------------------------------------------- working
 
     async def _work(self) -> None:
-        while True:
-            job = await self._queue.get()
+        while (job := await self._queue.get()) is not None:
             try:
                 await self._run(job)
             except Exception:
