@@ -25,6 +25,7 @@ class ServerSettings:
     max_return_timeout_s: float = 120.0
     shutdown_grace_s: float = 10.0
     retry_after_s: int = 1
+    max_bulk_items: int = 1000
     log_level: str = "INFO"
 
 
@@ -42,9 +43,59 @@ class EngineSettings:
 
 
 @dataclass(frozen=True)
+class CommandSettings:
+    """A process that runs a program: JSON input on stdin, JSON result on stdout."""
+
+    command: list[str] = field(default_factory=list)
+    description: str = ""
+    timeout: float | None = None
+    max_attempts: int = 1
+    env: dict[str, str] = field(default_factory=dict)
+    inherit_env: bool = False
+    cwd: str | None = None
+    kill_grace_s: float = 2.0
+    stderr_tail_lines: int = 20
+
+
+@dataclass(frozen=True)
 class ProcessSettings:
     modules: list[str] = field(default_factory=list)
     builtins: bool = True
+    commands: dict[str, CommandSettings] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    #: empty: e-mail notifications are off and ``X-Notify-Email`` is refused
+    host: str = ""
+    port: int = 25
+    starttls: bool = False
+    username: str = ""
+    password: str = ""
+    from_addr: str = "aioqueue@localhost"
+    timeout_s: float = 30.0
+
+
+@dataclass(frozen=True)
+class NotifySettings:
+    #: hosts (``name`` or ``name:port``) that ``X-Callback-URL`` may point at; empty: none
+    allowed_hosts: list[str] = field(default_factory=list)
+    webhook_secret: str = ""
+    webhook_timeout_s: float = 10.0
+    max_attempts: int = 8
+    retry_base_s: float = 5.0
+    retry_max_s: float = 3600.0
+    #: how the links in e-mails start, e.g. ``https://jobs.example.com``
+    public_url: str = "http://127.0.0.1:8099"
+    smtp: SmtpSettings = field(default_factory=SmtpSettings)
+
+
+@dataclass(frozen=True)
+class EventSettings:
+    #: jobs a slow ``GET /events`` reader may have waiting before it is disconnected
+    max_pending: int = 1000
+    #: seconds between keep-alive comments on an idle stream
+    keepalive_s: float = 15.0
 
 
 @dataclass(frozen=True)
@@ -53,6 +104,8 @@ class Settings:
     storage: StorageSettings = field(default_factory=StorageSettings)
     engine: EngineSettings = field(default_factory=EngineSettings)
     processes: ProcessSettings = field(default_factory=ProcessSettings)
+    notify: NotifySettings = field(default_factory=NotifySettings)
+    events: EventSettings = field(default_factory=EventSettings)
 
     def with_overrides(self, section: str, **values: Any) -> Settings:
         """A copy with some keys of one section replaced (command-line options win over the file)."""

@@ -154,6 +154,17 @@ class Job:
         return body
 
 
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """A pending notification of a job's end: a webhook POST or an e-mail, from the outbox."""
+
+    seq: int
+    job_id: str
+    kind: str  # "webhook" or "email"
+    target: str  # the URL or the address
+    attempts: int  # deliveries tried so far
+
+
 def _fragment(raw: bytes | None) -> orjson.Fragment | None:
     return None if raw is None else orjson.Fragment(raw)
 

@@ -20,7 +20,7 @@ from typing import Any
 import aiosqlite
 
 from .errors import Unavailable
-from .models import ACTIVE, ErrorCode, Job, JobState, error_json
+from .models import ACTIVE, TERMINAL, ErrorCode, Job, JobState, Notice, error_json
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +32,7 @@ COLUMNS = (
 )
 
 _STATES = ", ".join(f"'{s.value}'" for s in JobState)
+_TERMINAL = ", ".join(f"'{s.value}'" for s in TERMINAL)
 
 #: schema migrations; entry N brings ``PRAGMA user_version`` from N to N + 1
 MIGRATIONS: list[list[str]] = [
@@ -70,6 +71,36 @@ MIGRATIONS: list[list[str]] = [
         "CREATE INDEX jobs_process ON jobs (process, seq)",
         # retention purges the oldest terminal jobs first
         "CREATE INDEX jobs_ended ON jobs (ended_at_ms) WHERE ended_at_ms IS NOT NULL",
+    ],
+    [
+        # pending notifications; a row is deleted once delivered, kept as 'failed' when given up
+        """CREATE TABLE outbox (
+            seq INTEGER PRIMARY KEY,
+            job_id TEXT NOT NULL,
+            kind TEXT NOT NULL CHECK (kind IN ('webhook', 'email')),
+            target TEXT NOT NULL,
+            state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'failed')),
+            attempts INTEGER NOT NULL DEFAULT 0,
+            due_at_ms INTEGER NOT NULL,
+            last_error TEXT
+        )""",
+        "CREATE INDEX outbox_due ON outbox (due_at_ms) WHERE state = 'pending'",
+        # the notices of a job are written by the very statement that ends it, whichever
+        # statement that is (finish, cancel, recovery): no path can end a job without them
+        f"""CREATE TRIGGER jobs_end_outbox AFTER UPDATE OF state ON jobs
+            WHEN NEW.state IN ({_TERMINAL}) AND OLD.state NOT IN ({_TERMINAL})
+            AND (NEW.callback_url IS NOT NULL OR NEW.notify_email IS NOT NULL)
+        BEGIN
+            INSERT INTO outbox (job_id, kind, target, due_at_ms)
+                SELECT NEW.id, 'webhook', NEW.callback_url, coalesce(NEW.ended_at_ms, 0)
+                WHERE NEW.callback_url IS NOT NULL;
+            INSERT INTO outbox (job_id, kind, target, due_at_ms)
+                SELECT NEW.id, 'email', NEW.notify_email, coalesce(NEW.ended_at_ms, 0)
+                WHERE NEW.notify_email IS NOT NULL;
+        END""",
+        # a batch handler claims queued jobs of its own process
+        "CREATE INDEX jobs_claim_process ON jobs (process, priority DESC, scheduled_at_ms) "
+        "WHERE state = 'queued'",
     ],
 ]
 
@@ -328,6 +359,20 @@ class Store:
         jobs.sort(key=lambda j: (-j.priority, j.scheduled_at_ms))
         return jobs
 
+    async def claim_process(self, process: str, limit: int, now_ms: int) -> list[Job]:
+        """Like ``claim``, but only jobs of one process: what a batch handler takes at once."""
+        rows = await self._enqueue(
+            f"UPDATE jobs SET state = 'running', attempts = attempts + 1, started_at_ms = ? "
+            f"WHERE id IN (SELECT id FROM jobs WHERE state = 'queued' AND process = ? "
+            f"AND scheduled_at_ms <= ? ORDER BY priority DESC, scheduled_at_ms, seq LIMIT ?) "
+            f"RETURNING {COLUMNS}",
+            (now_ms, process, now_ms, limit),
+            fetch=True,
+        )
+        jobs = [_row_to_job(r) for r in rows]
+        jobs.sort(key=lambda j: (-j.priority, j.scheduled_at_ms))
+        return jobs
+
     async def finish(
         self, job_id: str, state: JobState, *, result: bytes | None, error: bytes | None,
         ended_at_ms: int,
@@ -335,6 +380,9 @@ class Store:
         """End an active job; False (and nothing written) if it was already terminal or gone.
 
         Workers end many jobs a second, so ends share one statement per commit.
+        The job's notices (its callback URL and e-mail address) enter the outbox with its end,
+        through the ``jobs_end_outbox`` trigger on that row's update: they commit together or
+        not at all.
         """
         count = await self._enqueue(
             "UPDATE jobs SET state = ?, result = ?, error = ?, ended_at_ms = ? "
@@ -381,6 +429,42 @@ class Store:
             "UPDATE jobs SET state = 'queued' WHERE state = 'running'", ()
         )
         return requeued, interrupted
+
+    # ---------------------------------------------------------------- outbox
+
+    async def due_notices(self, now_ms: int, limit: int) -> list[Notice]:
+        """Pending notices whose time has come, oldest first."""
+        rows = await self._read(
+            "SELECT seq, job_id, kind, target, attempts FROM outbox "
+            "WHERE state = 'pending' AND due_at_ms <= ? ORDER BY due_at_ms, seq LIMIT ?",
+            (now_ms, limit),
+        )
+        return [Notice(*row) for row in rows]
+
+    async def next_notice_due_ms(self) -> int | None:
+        """When the earliest pending notice is due, or None when none is pending."""
+        rows = await self._read("SELECT min(due_at_ms) FROM outbox WHERE state = 'pending'", ())
+        return rows[0][0]
+
+    async def notice_delivered(self, seq: int) -> None:
+        """A delivered notice leaves the outbox."""
+        await self._enqueue("DELETE FROM outbox WHERE seq = ? AND state = 'pending'", (seq,))
+
+    async def notice_retry(self, seq: int, *, due_at_ms: int, error: str, give_up: bool) -> None:
+        """Count a failed delivery: try again at ``due_at_ms``, or keep it as 'failed'."""
+        await self._enqueue(
+            "UPDATE outbox SET attempts = attempts + 1, due_at_ms = ?, last_error = ?, "
+            "state = ? WHERE seq = ? AND state = 'pending'",
+            (due_at_ms, error[:1000], "failed" if give_up else "pending", seq),
+        )
+
+    async def failed_notices(self, job_id: str) -> list[tuple[str, int, str | None]]:
+        """(kind, attempts, last error) of a job's notices that were given up."""
+        return [
+            tuple(row) for row in await self._read(
+                "SELECT kind, attempts, last_error FROM outbox "
+                "WHERE job_id = ? AND state = 'failed' ORDER BY seq", (job_id,))
+        ]
 
     # ---------------------------------------------------------------- reads
 
