@@ -1,0 +1,71 @@
+"""The fan-out hub: who gets which change, and that slow readers stay bounded."""
+
+from __future__ import annotations
+
+import pytest
+
+from aioqueue.hub import Hub
+from aioqueue.models import Job, JobState, new_job_id, progress_json
+
+
+def _job(owner: str | None = None, state: JobState = JobState.RUNNING, **changes) -> Job:
+    return Job(
+        id=new_job_id(), process="p", state=state, input=b"null", result=None, error=None,
+        progress=None, attempts=1, max_attempts=1, priority=0, created_at_ms=1,
+        scheduled_at_ms=1, started_at_ms=1, ended_at_ms=None, owner=owner,
+    ).evolve(**changes)
+
+
+async def test_a_job_reader_sees_only_that_job_and_only_its_latest_change():
+    hub = Hub()
+    job, other = _job(), _job()
+    with hub.subscribe(job_id=job.id) as sub:
+        for percent in range(100):
+            hub.publish(job.evolve(progress=progress_json(percent, None)))
+        hub.publish(other)
+        change = await sub.next_change(1)
+        assert change.job.progress == progress_json(99, None)
+        with pytest.raises(TimeoutError):
+            await sub.next_change(0.01)
+    assert hub.subscribers == 0
+
+
+async def test_the_all_jobs_reader_is_filtered_by_owner():
+    hub = Hub()
+    mine, theirs = _job(owner="ana"), _job(owner="bo")
+    with hub.subscribe(owner="ana") as ana, hub.subscribe() as admin:
+        hub.publish(mine)
+        hub.publish(theirs)
+        assert (await ana.next_change(1)).job.id == mine.id
+        with pytest.raises(TimeoutError):
+            await ana.next_change(0.01)
+        assert [(await admin.next_change(1)).job.id for _ in range(2)] == [mine.id, theirs.id]
+
+
+async def test_a_reader_too_far_behind_is_disconnected_not_buffered():
+    hub = Hub(max_pending=3)
+    with hub.subscribe() as slow:
+        for _ in range(4):
+            hub.publish(_job())
+        assert slow.end_reason == "lagged"
+        assert await slow.next_change(1) is None
+        assert hub.subscribers == 0
+
+
+async def test_seq_grows_and_is_forgotten_when_the_job_ends():
+    hub = Hub()
+    job = _job()
+    hub.publish(job)
+    first = hub.last_seq(job.id)
+    hub.publish(job.evolve(progress=progress_json(5, None)))
+    assert hub.last_seq(job.id) > first
+    hub.publish(job.evolve(state=JobState.SUCCESS, ended_at_ms=2))
+    assert hub.last_seq(job.id) == 0
+
+
+async def test_close_ends_every_reader():
+    hub = Hub()
+    sub = hub.subscribe(job_id=_job().id)
+    hub.close()
+    assert await sub.next_change(1) is None
+    assert sub.end_reason == "closed"
