@@ -21,6 +21,7 @@ from .errors import (
     JobNotFound, Overloaded, RetryLater, Unauthorized, Unavailable, UnknownProcess,
 )
 from .models import is_job_id
+from .notify import check_callback_url, check_email
 
 log = logging.getLogger(__name__)
 
@@ -186,10 +187,43 @@ async def submit(request: web.Request) -> web.Response:
     data, raw = await _read_input(request)
     job = await request.app[ENGINE].submit(
         process, data, raw=raw, priority=priority, delay_s=delay_s, wait_s=wait_s,
-        owner=owner_of(request),
+        owner=owner_of(request), **_notices(request),
     )
     headers = {"Preference-Applied": f"wait={wait_s:g}"} if from_prefer else None
     return _job_answer(request, job, headers=headers)
+
+
+def _notices(request: web.Request) -> dict[str, str | None]:
+    """``X-Callback-URL`` and ``X-Notify-Email``, checked against the config."""
+    settings = request.app[SETTINGS].notify
+    url = request.headers.get("X-Callback-URL")
+    email = request.headers.get("X-Notify-Email")
+    return {
+        "callback_url": check_callback_url(url, settings) if url is not None else None,
+        "notify_email": check_email(email, settings) if email is not None else None,
+    }
+
+
+async def submit_bulk(request: web.Request) -> web.Response:
+    """POST /async-process/bulk?process=NAME with ``{"items": [...]}``: all jobs or none."""
+    process = request.query.get("process", "")
+    if not process:
+        raise InvalidRequest("the query parameter 'process' is required")
+    priority = _integer(request.query["priority"], "priority") if "priority" in request.query else 0
+    body, _ = await _read_input(request)
+    if not isinstance(body, dict) or not isinstance(body.get("items"), list):
+        raise InvalidRequest('the body must be an object {"items": [input, ...]}')
+    items = body["items"]
+    limit = request.app[SETTINGS].server.max_bulk_items
+    if not 1 <= len(items) <= limit:
+        raise InvalidRequest(f"items must hold between 1 and {limit} inputs, not {len(items)}")
+    jobs = await request.app[ENGINE].submit_bulk(
+        process, items, priority=priority, owner=owner_of(request), **_notices(request)
+    )
+    return json_response(
+        {"jobs": [job.to_dict() for job in jobs]}, 202,
+        {"Retry-After": str(request.app[SETTINGS].server.retry_after_s)},
+    )
 
 
 async def get_job(request: web.Request) -> web.Response:
@@ -219,6 +253,7 @@ def add_routes(app: web.Application) -> None:
     """Register every route on ``app``."""
     app.router.add_post(BASE, submit)
     app.router.add_post(BASE.rstrip("/"), submit)
+    app.router.add_post(BASE + "bulk", submit_bulk)
     app.router.add_get(BASE + "{job_id}", get_job)
     app.router.add_get("/processes", list_processes)
     app.router.add_get("/health", health)

@@ -9,9 +9,14 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from . import sse
 from .api import ENGINE, SETTINGS, add_routes, error_middleware
 from .config import Settings
 from .engine import USER_REGISTRY, Engine, Registry, import_modules
+from .engine.command import command_process
+from .hub import Hub
+from .models import Job
+from .notify import Notifier
 from .processes import BUILTINS
 from .store import Store
 
@@ -25,6 +30,8 @@ def build_registry(settings: Settings) -> Registry:
     if settings.processes.builtins:
         registry.update(BUILTINS)
     registry.update(USER_REGISTRY)
+    for name, command in settings.processes.commands.items():
+        registry.add(command_process(name, command))
     return registry
 
 
@@ -36,21 +43,36 @@ def create_app(settings: Settings, registry: Registry | None = None) -> web.Appl
         middlewares=[error_middleware], client_max_size=settings.server.max_body_bytes
     )
     app[SETTINGS] = settings
+    hub = Hub(settings.events.max_pending)
+    app[sse.HUB] = hub
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         store = Store(settings.storage.path, synchronous=settings.storage.synchronous)
         await store.open()
-        engine = Engine(store, registry, settings.engine)
+        notifier = Notifier(store, settings.notify)
+
+        def on_change(job: Job) -> None:
+            hub.publish(job)
+            notifier.on_change(job)
+
+        engine = Engine(store, registry, settings.engine, on_change=on_change)
         app[ENGINE] = engine
         try:
+            await notifier.start()
             await engine.start()
             yield
             await engine.drain(settings.server.shutdown_grace_s)
         finally:
+            await notifier.close()
             await store.close()
 
+    async def end_streams(app: web.Application) -> None:
+        hub.close()
+
     app.cleanup_ctx.append(lifecycle)
+    app.on_shutdown.append(end_streams)
     add_routes(app)
+    sse.add_routes(app)
     return app
 
 

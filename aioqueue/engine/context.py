@@ -13,11 +13,20 @@ import threading
 from collections.abc import Callable, Generator
 
 from ..errors import InvalidRequest
-from ..models import Job, progress_json
+from ..models import ErrorCode, Job, progress_json
 
 
 class JobCancelled(Exception):
     """Raised at a checkpoint when a client has cancelled the job."""
+
+
+class ProcessFailed(Exception):
+    """Raised (or, by a batch handler, returned) to end a job with a chosen error code."""
+
+    def __init__(self, code: ErrorCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
 
 
 class _Done:

@@ -12,17 +12,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
 from ..config import EngineSettings
-from ..errors import InvalidRequest, Unavailable
+from ..errors import Unavailable
 from ..models import ErrorCode, Job, JobState, error_json, new_job_id, now_ms
 from ..store import Store
-from .context import JobCancelled, JobContext
+from .batch import Arrivals, bulk_jobs, dump_input, run_batch
+from .context import JobCancelled, JobContext, ProcessFailed
 from .registry import Registry
 
 log = logging.getLogger(__name__)
@@ -50,7 +51,11 @@ class _Outcome:
 class Engine:
     """Owns the queue and the workers. Knows nothing of HTTP."""
 
-    def __init__(self, store: Store, registry: Registry, settings: EngineSettings) -> None:
+    def __init__(
+        self, store: Store, registry: Registry, settings: EngineSettings, *,
+        on_change: Callable[[Job], None] | None = None,
+    ) -> None:
+        """``on_change(job)`` is called after every change of a job's state or progress."""
         if settings.workers < 1:
             raise ValueError("engine.workers must be at least 1")
         self.store = store
@@ -65,6 +70,8 @@ class Engine:
         self._running: dict[str, _Running] = {}
         self._waiters: dict[str, set[asyncio.Future]] = {}
         self._tasks: list[asyncio.Task] = []
+        self._on_change = on_change
+        self._arrivals = Arrivals()
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -113,22 +120,25 @@ class Engine:
     async def submit(
         self, process: str, data: Any, *, raw: bytes | None = None, priority: int = 0,
         delay_s: float = 0.0, wait_s: float = 0.0, owner: str | None = None,
+        callback_url: str | None = None, notify_email: str | None = None,
     ) -> Job:
         """Store a new job durably and return it; with ``wait_s``, wait that long for its end.
 
         ``raw`` is the input as JSON bytes when the caller has them already; ``owner`` is
-        the client the job belongs to (None where there is no authentication).
+        the client the job belongs to (None where there is no authentication);
+        ``callback_url`` and ``notify_email`` are told when the job ends.
         """
         if not self.accepting:
             raise Unavailable("the server is shutting down")
         proc = self.registry.get(process)
         proc.validate(data)
         if raw is None:
-            raw = _dump_input(data)
+            raw = dump_input(data)
         now = now_ms()
         scheduled = now + max(0, round(delay_s * 1000))
         handoff = (
             scheduled <= now
+            and proc.batch_size == 1  # batch jobs wait in the table, where a batch collects them
             and self._free > 0
             and (self._next_due_ms is None or self._next_due_ms > now)
         )
@@ -139,6 +149,7 @@ class Engine:
             attempts=1 if handoff else 0, max_attempts=proc.max_attempts, priority=priority,
             created_at_ms=now, scheduled_at_ms=scheduled,
             started_at_ms=now if handoff else None, ended_at_ms=None, owner=owner,
+            callback_url=callback_url, notify_email=notify_email,
         )
         if handoff:
             self._free -= 1
@@ -166,8 +177,10 @@ class Engine:
                 if handoff:
                     self._free += 1
             elif handoff:
+                self._changed(job)
                 self._queue.put_nowait(job)
             else:
+                self._changed(job)
                 self._note_queued(job.scheduled_at_ms)
 
         try:
@@ -178,6 +191,29 @@ class Engine:
             raise
         stored.add_done_callback(committed)
         return stored
+
+    async def submit_bulk(
+        self, process: str, items: Sequence[Any], *, priority: int = 0, owner: str | None = None,
+        callback_url: str | None = None, notify_email: str | None = None,
+    ) -> list[Job]:
+        """Store many queued jobs of one process in one transaction; all or none.
+
+        An invalid item rejects the whole call with ``InvalidInput`` naming its index.
+        """
+        if not self.accepting:
+            raise Unavailable("the server is shutting down")
+        jobs = bulk_jobs(self.registry.get(process), items, priority=priority, owner=owner,
+                         callback_url=callback_url, notify_email=notify_email)
+        if jobs:
+            stored = self.store.insert(jobs)
+            stored.add_done_callback(lambda f: f.cancelled() or f.exception() or self._queued(jobs))
+            await asyncio.shield(stored)
+        return jobs
+
+    def _queued(self, jobs: list[Job]) -> None:
+        for job in jobs:
+            self._changed(job)
+        self._note_queued(jobs[0].scheduled_at_ms)
 
     async def get(self, job_id: str, *, owner: str | None = None) -> Job | None:
         """The job as committed, or None; with ``owner``, only if that client owns it."""
@@ -214,7 +250,17 @@ class Engine:
         done, _ = await asyncio.wait((waiter,), timeout=timeout_s)
         return waiter.result() if done else None
 
+    def _changed(self, job: Job) -> None:
+        """Tell ``on_change``; a failing listener never stops the engine."""
+        if self._on_change is None:
+            return
+        try:
+            self._on_change(job)
+        except Exception:
+            log.exception("job %s: the change listener failed", job.id)
+
     def _ended(self, job: Job) -> None:
+        self._changed(job)
         for future in self._waiters.get(job.id, ()):
             if not future.done():
                 future.set_result(job)
@@ -228,6 +274,7 @@ class Engine:
         if self._next_due_ms is None or scheduled_at_ms < self._next_due_ms:
             self._next_due_ms = scheduled_at_ms
             self._wake.set()
+        self._arrivals.notify()
 
     async def _dispatch(self) -> None:
         while self.accepting:
@@ -257,6 +304,7 @@ class Engine:
         for job in jobs:
             self._free -= 1
             self._queue.put_nowait(job)
+            self._changed(job)
         if len(jobs) == wanted:
             self._next_due_ms = now
             return
@@ -279,9 +327,11 @@ class Engine:
                     self._wake.set()
 
     async def _run(self, job: Job) -> None:
-        loop = asyncio.get_running_loop()
-        run = _Running(job, JobContext(job, loop, self.store.set_progress))
-        self._running[job.id] = run
+        proc = self.registry.get(job.process) if job.process in self.registry else None
+        if proc is not None and proc.batch_size > 1 and self.accepting:
+            await run_batch(self, job, proc)
+            return
+        run = self._begin(job)
         try:
             if not self.accepting:
                 run.stop_reason = "drain"
@@ -290,8 +340,23 @@ class Engine:
                 outcome = await self._execute(run)
             await self._record(run, outcome)
         finally:
-            del self._running[job.id]
-            run.done.set()
+            self._finish_run(run)
+
+    def _begin(self, job: Job) -> _Running:
+        run = _Running(job, JobContext(job, asyncio.get_running_loop(), self._progress))
+        self._running[job.id] = run
+        return run
+
+    def _finish_run(self, run: _Running) -> None:
+        del self._running[run.job.id]
+        run.done.set()
+
+    def _progress(self, job_id: str, payload: bytes) -> None:
+        self.store.set_progress(job_id, payload)
+        run = self._running.get(job_id)
+        if run is not None:
+            run.job = run.job.evolve(progress=payload)
+            self._changed(run.job)
 
     async def _execute(self, run: _Running) -> _Outcome:
         job = run.job
@@ -318,7 +383,16 @@ class Engine:
                 return self._failed(run, ErrorCode.EXCEPTION, "the handler was cancelled")
             return self._failed(run, ErrorCode.CANCELLED, "cancelled by a client")
         except Exception as exc:
-            return self._failed(run, ErrorCode.EXCEPTION, f"{type(exc).__name__}: {exc}")
+            return self._raised(run, exc)
+        return self._succeeded(run, result)
+
+    def _raised(self, run: _Running, exc: BaseException) -> _Outcome:
+        """The outcome of a handler that raised (or, in a batch, returned) ``exc``."""
+        if isinstance(exc, ProcessFailed):
+            return self._failed(run, exc.code, exc.message)
+        return self._failed(run, ErrorCode.EXCEPTION, f"{type(exc).__name__}: {exc}")
+
+    def _succeeded(self, run: _Running, result: Any) -> _Outcome:
         try:
             return _Outcome(JobState.SUCCESS, result=orjson.dumps(result))
         except TypeError as exc:
@@ -343,6 +417,9 @@ class Engine:
                 when = job.scheduled_at_ms
             await asyncio.shield(self.store.requeue(
                 job.id, scheduled_at_ms=when, give_back_attempt=not outcome.retry))
+            self._changed(job.evolve(
+                state=JobState.QUEUED, scheduled_at_ms=when,
+                attempts=job.attempts if outcome.retry else job.attempts - 1))
             self._note_queued(when)
             return
         ended_at = now_ms()
@@ -364,10 +441,3 @@ class Engine:
         run.ctx._cancel()
         if run.task is not None:
             run.task.cancel()
-
-
-def _dump_input(data: Any) -> bytes:
-    try:
-        return orjson.dumps(data)
-    except TypeError as exc:
-        raise InvalidRequest(f"the input is not JSON-serialisable: {exc}") from None

@@ -30,6 +30,10 @@ class Process:
     timeout_s: float | None = None
     max_attempts: int = 1
     concurrency: int | None = None
+    #: above 1, the handler gets a list of up to this many inputs and returns one result each
+    batch_size: int = 1
+    #: how long a batch waits for more queued inputs before it runs with fewer
+    batch_wait_s: float = 0.0
     is_async: bool = field(init=False)
     validator: Draft202012Validator | None = field(init=False, repr=False, compare=False)
 
@@ -44,6 +48,9 @@ class Process:
             raise ValueError(f"process {self.name!r}: max_attempts must be at least 1")
         if self.timeout_s is not None and self.timeout_s <= 0:
             raise ValueError(f"process {self.name!r}: timeout must be positive")
+        if self.batch_size < 1 or self.batch_wait_s < 0:
+            raise ValueError(f"process {self.name!r}: batch_size must be at least 1 "
+                             "and batch_wait at least 0")
 
     def validate(self, data: Any) -> None:
         """Raise ``InvalidInput`` listing every schema violation (path and message)."""
@@ -68,6 +75,7 @@ class Process:
             "timeout": self.timeout_s,
             "max_attempts": self.max_attempts,
             "concurrency": self.concurrency,
+            "batch_size": self.batch_size,
         }
 
 
@@ -86,14 +94,21 @@ class Registry:
         timeout: float | None = None,
         max_attempts: int = 1,
         concurrency: int | None = None,
+        batch_size: int = 1,
+        batch_wait: float = 0.0,
     ) -> Callable[[Handler], Handler]:
-        """Decorator: register ``handler(ctx, data)`` under ``name``."""
+        """Decorator: register ``handler(ctx, data)`` under ``name``.
+
+        With ``batch_size`` above 1 the handler is ``handler(batch_ctx, inputs)`` instead
+        (see ``engine.batch``).
+        """
 
         def register(handler: Handler) -> Handler:
             doc = description if description is not None else inspect.getdoc(handler) or ""
             self.add(
                 Process(
-                    name, handler, doc.split("\n\n")[0], schema, timeout, max_attempts, concurrency
+                    name, handler, doc.split("\n\n")[0], schema, timeout, max_attempts,
+                    concurrency, batch_size, batch_wait,
                 )
             )
             return handler

@@ -1,0 +1,176 @@
+"""Batches: many jobs in one request, and batch handlers that run many jobs in one call.
+
+Batch handlers: one call runs up to ``batch_size`` queued jobs of a process at once.
+
+A worker that takes a job of a batch process claims more queued jobs of the same process
+(waiting up to ``batch_wait`` seconds for them to arrive), calls the handler once with the
+list of inputs, and records every job's outcome on its own. The handler returns a list with
+one entry per input: a result, or an exception instance for that input's failure (which is
+retried like any failure while attempts are left). If the handler raises, every job of the
+batch fails with that error.
+
+Stopping one job of a running batch (cancel) interrupts the shared call: the stopped job
+ends as asked and the others are re-queued with their attempt given back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from ..errors import InvalidRequest
+from ..models import ErrorCode, Job, JobState, new_job_id, now_ms
+from .context import _DONE, JobCancelled, JobContext, _Done
+from .registry import Process
+
+if TYPE_CHECKING:
+    from .engine import Engine, _Running
+
+
+def dump_input(data: Any) -> bytes:
+    """The input as stored JSON; ``InvalidRequest`` if it cannot be encoded."""
+    try:
+        return orjson.dumps(data)
+    except TypeError as exc:
+        raise InvalidRequest(f"the input is not JSON-serialisable: {exc}") from None
+
+
+def bulk_jobs(
+    proc: Process, items: Sequence[Any], *, priority: int, owner: str | None,
+    callback_url: str | None, notify_email: str | None,
+) -> list[Job]:
+    """Queued jobs for every item, or the first invalid item's error, naming its index."""
+    now = now_ms()
+    jobs = []
+    for index, data in enumerate(items):
+        try:
+            proc.validate(data)
+            raw = dump_input(data)
+        except InvalidRequest as exc:
+            raise type(exc)(f"item {index}: {exc.message}",
+                            details={"index": index, "problems": exc.details}) from None
+        jobs.append(Job(
+            id=new_job_id(), process=proc.name, state=JobState.QUEUED, input=raw, result=None,
+            error=None, progress=None, attempts=0, max_attempts=proc.max_attempts,
+            priority=priority, created_at_ms=now, scheduled_at_ms=now, started_at_ms=None,
+            ended_at_ms=None, owner=owner, callback_url=callback_url, notify_email=notify_email,
+        ))
+    return jobs
+
+
+class Arrivals:
+    """Wakes batch collectors when a job is queued; each waiter sees every later arrival."""
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+
+    def notify(self) -> None:
+        self._event.set()
+        self._event = asyncio.Event()
+
+    async def wait(self, timeout_s: float) -> None:
+        """Return at the next arrival, or after ``timeout_s``."""
+        try:
+            await asyncio.wait_for(self._event.wait(), timeout_s)
+        except TimeoutError:
+            pass
+
+
+class BatchContext:
+    """What a batch handler gets: one ``JobContext`` per input, in the same order."""
+
+    def __init__(self, contexts: Sequence[JobContext]) -> None:
+        self.contexts = list(contexts)
+        self.job_ids = [c.job_id for c in self.contexts]
+
+    def progress(self, percent: float | None = None, message: str | None = None) -> _Done:
+        """Report the same progress for every job of the batch."""
+        for ctx in self.contexts:
+            ctx.progress(percent, message)
+        return _DONE
+
+    def checkpoint(self) -> _Done:
+        """Raises ``JobCancelled`` once any job of the batch has been stopped."""
+        for ctx in self.contexts:
+            ctx.checkpoint()
+        return _DONE
+
+    def __len__(self) -> int:
+        return len(self.contexts)
+
+
+async def run_batch(engine: Engine, first: Job, proc: Process) -> None:
+    """Collect a batch that starts with ``first``, run it, record each job's end."""
+    from .engine import _Outcome
+
+    runs = [engine._begin(first)]
+    try:
+        await _collect(engine, runs, proc)
+        if engine.accepting:
+            outcomes = await _execute(engine, runs, proc)
+        else:  # a drain began while the batch was collected: give every job back
+            outcomes = [_Outcome(JobState.QUEUED) for _ in runs]
+        for run, outcome in zip(runs, outcomes):
+            await engine._record(run, outcome)
+    finally:
+        for run in runs:
+            engine._finish_run(run)
+
+
+async def _collect(engine: Engine, runs: list[_Running], proc: Process) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + proc.batch_wait_s
+    while len(runs) < proc.batch_size and engine.accepting:
+        more = await engine.store.claim_process(proc.name, proc.batch_size - len(runs), now_ms())
+        for job in more:
+            runs.append(engine._begin(job))
+            engine._changed(job)
+        remaining = deadline - loop.time()
+        if len(runs) >= proc.batch_size or remaining <= 0:
+            break
+        await engine._arrivals.wait(remaining)
+
+
+async def _execute(engine: Engine, runs: list[_Running], proc: Process) -> list[Any]:
+    from .engine import _Outcome
+
+    ctx = BatchContext([run.ctx for run in runs])
+    inputs = [orjson.loads(run.job.input) for run in runs]
+    call = (
+        proc.handler(ctx, inputs) if proc.is_async
+        else asyncio.to_thread(proc.handler, ctx, inputs)
+    )
+    task = asyncio.ensure_future(call)
+    for run in runs:
+        run.task = task
+    try:
+        results = await asyncio.wait_for(task, proc.timeout_s)
+    except TimeoutError:
+        message = f"the batch ran past its timeout of {proc.timeout_s} s"
+        return [engine._failed(run, ErrorCode.TIMEOUT, message) for run in runs]
+    except (asyncio.CancelledError, JobCancelled):
+        if not any(run.stop_reason for run in runs):
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise
+            return [engine._failed(run, ErrorCode.EXCEPTION, "the handler was cancelled")
+                    for run in runs]
+        return [
+            engine._failed(run, ErrorCode.CANCELLED, "cancelled by a client")
+            if run.stop_reason else _Outcome(JobState.QUEUED)
+            for run in runs
+        ]
+    except Exception as exc:
+        return [engine._raised(run, exc) for run in runs]
+    if not isinstance(results, (list, tuple)) or len(results) != len(runs):
+        got = len(results) if isinstance(results, (list, tuple)) else type(results).__name__
+        message = f"the batch handler returned {got} results for {len(runs)} inputs"
+        return [engine._failed(run, ErrorCode.EXCEPTION, message) for run in runs]
+    return [
+        engine._raised(run, result) if isinstance(result, BaseException)
+        else engine._succeeded(run, result)
+        for run, result in zip(runs, results)
+    ]
