@@ -21,7 +21,7 @@ from .errors import (
     JobNotFound, Overloaded, RetryLater, Unauthorized, Unavailable, UnknownProcess,
 )
 from .models import is_job_id
-from .notify import check_callback_url, check_email
+from .callbacks import check_callback_url, check_email
 
 log = logging.getLogger(__name__)
 

@@ -58,8 +58,9 @@ def create_app(settings: Settings, registry: Registry | None = None) -> web.Appl
         engine = Engine(store, registry, settings.engine, on_change=on_change)
         app[ENGINE] = engine
         try:
-            await notifier.start()
             await engine.start()
+            # after recovery, whose interrupted jobs may have queued notices
+            await notifier.start()
             yield
             await engine.drain(settings.server.shutdown_grace_s)
         finally:

@@ -14,80 +14,26 @@ HMAC-SHA256 of "<t>.<body>">`` with ``notify.webhook_secret``.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import logging
 import random
-import re
 import smtplib
 import ssl
 import time
 from email.message import EmailMessage
-from urllib.parse import urlsplit
 
 import aiohttp
 import orjson
 
+from .callbacks import sign
 from .config import NotifySettings
-from .errors import ConfigError, InvalidRequest
+from .errors import ConfigError
 from .models import Job, Notice, now_ms
 from .store import Store
 
 log = logging.getLogger(__name__)
 
-_EMAIL = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?")
-
 #: notices delivered at once; the rest wait for the next round
 _ROUND = 50
-
-
-def check_callback_url(url: str, settings: NotifySettings) -> str:
-    """The URL if it may receive webhooks, else ``InvalidRequest`` saying why."""
-    if not settings.allowed_hosts:
-        raise InvalidRequest("X-Callback-URL is not accepted: no callback hosts are configured")
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError:
-        raise InvalidRequest("X-Callback-URL is not a valid URL") from None
-    if parts.scheme not in ("http", "https") or not parts.hostname or len(url) > 2000:
-        raise InvalidRequest("X-Callback-URL must be an http or https URL with a host")
-    if parts.username or parts.password:
-        raise InvalidRequest("X-Callback-URL must not carry credentials")
-    host = parts.hostname.lower()
-    allowed = {h.lower() for h in settings.allowed_hosts}
-    if host not in allowed and (port is None or f"{host}:{port}" not in allowed):
-        raise InvalidRequest(f"X-Callback-URL host {host!r} is not in notify.allowed_hosts")
-    return url
-
-
-def check_email(address: str, settings: NotifySettings) -> str:
-    """The address if it looks like one and mail is configured, else ``InvalidRequest``."""
-    if not settings.smtp.host:
-        raise InvalidRequest("X-Notify-Email is not accepted: no SMTP server is configured")
-    address = address.strip()
-    if len(address) > 254 or _EMAIL.fullmatch(address) is None:
-        raise InvalidRequest("X-Notify-Email is not an e-mail address like name@example.com")
-    return address
-
-
-def sign(secret: str, timestamp: int, body: bytes) -> str:
-    """The ``X-Aioqueue-Signature`` value for ``body`` sent at ``timestamp``."""
-    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
-    return f"t={timestamp},v1={digest.hexdigest()}"
-
-
-def verify(secret: str, header: str, body: bytes, *, tolerance_s: float = 300) -> bool:
-    """What a receiver does: check the signature and that it is recent (against replays)."""
-    fields = dict(part.split("=", 1) for part in header.split(",") if "=" in part)
-    try:
-        timestamp = int(fields["t"])
-    except (KeyError, ValueError):
-        return False
-    if abs(time.time() - timestamp) > tolerance_s:
-        return False
-    expected = sign(secret, timestamp, body).split("v1=", 1)[1]
-    return hmac.compare_digest(expected, fields.get("v1", ""))
 
 
 class Notifier:

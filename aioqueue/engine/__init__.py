@@ -1,10 +1,11 @@
 """Dispatcher, worker pool and process registry."""
 
-from .context import JobCancelled, JobContext
+from .batch import BatchContext
+from .context import JobCancelled, JobContext, ProcessFailed
 from .engine import Engine
 from .registry import USER_REGISTRY, Process, Registry, import_modules, process
 
 __all__ = [
-    "Engine", "JobCancelled", "JobContext", "Process", "Registry", "USER_REGISTRY",
-    "import_modules", "process",
+    "BatchContext", "Engine", "JobCancelled", "JobContext", "Process", "ProcessFailed",
+    "Registry", "USER_REGISTRY", "import_modules", "process",
 ]
