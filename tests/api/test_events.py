@@ -6,9 +6,9 @@ import asyncio
 
 import aiohttp
 import pytest
-from helpers.sse import next_event
 
 from aioqueue.engine import Registry
+from tests.helpers.sse import next_event
 
 
 @pytest.fixture
