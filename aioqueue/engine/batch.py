@@ -24,10 +24,11 @@ import orjson
 from ..errors import InvalidRequest
 from ..models import ErrorCode, Job, JobState, new_job_id, now_ms
 from .context import _DONE, JobCancelled, JobContext, _Done
+from .outcome import GIVE_BACK, Outcome, Running, failed, raised, succeeded
 from .registry import Process
 
 if TYPE_CHECKING:
-    from .engine import Engine, _Running
+    from .engine import Engine
 
 
 def dump_input(data: Any) -> bytes:
@@ -104,15 +105,13 @@ class BatchContext:
 
 async def run_batch(engine: Engine, first: Job, proc: Process) -> None:
     """Collect a batch that starts with ``first``, run it, record each job's end."""
-    from .engine import _Outcome
-
     runs = [engine._begin(first)]
     try:
         await _collect(engine, runs, proc)
         if engine.accepting:
             outcomes = await _execute(engine, runs, proc)
         else:  # a drain began while the batch was collected: give every job back
-            outcomes = [_Outcome(JobState.QUEUED) for _ in runs]
+            outcomes = [GIVE_BACK for _ in runs]
         for run, outcome in zip(runs, outcomes):
             await engine._record(run, outcome)
     finally:
@@ -120,7 +119,7 @@ async def run_batch(engine: Engine, first: Job, proc: Process) -> None:
             engine._finish_run(run)
 
 
-async def _collect(engine: Engine, runs: list[_Running], proc: Process) -> None:
+async def _collect(engine: Engine, runs: list[Running], proc: Process) -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + proc.batch_wait_s
     while len(runs) < proc.batch_size and engine.accepting:
@@ -134,9 +133,7 @@ async def _collect(engine: Engine, runs: list[_Running], proc: Process) -> None:
         await engine._arrivals.wait(remaining)
 
 
-async def _execute(engine: Engine, runs: list[_Running], proc: Process) -> list[Any]:
-    from .engine import _Outcome
-
+async def _execute(engine: Engine, runs: list[Running], proc: Process) -> list[Outcome]:
     ctx = BatchContext([run.ctx for run in runs])
     inputs = [orjson.loads(run.job.input) for run in runs]
     call = (
@@ -150,27 +147,27 @@ async def _execute(engine: Engine, runs: list[_Running], proc: Process) -> list[
         results = await asyncio.wait_for(task, proc.timeout_s)
     except TimeoutError:
         message = f"the batch ran past its timeout of {proc.timeout_s} s"
-        return [engine._failed(run, ErrorCode.TIMEOUT, message) for run in runs]
+        return [failed(run, ErrorCode.TIMEOUT, message) for run in runs]
     except (asyncio.CancelledError, JobCancelled):
         if not any(run.stop_reason for run in runs):
             current = asyncio.current_task()
             if current is not None and current.cancelling():
                 raise
-            return [engine._failed(run, ErrorCode.EXCEPTION, "the handler was cancelled")
+            return [failed(run, ErrorCode.EXCEPTION, "the handler was cancelled")
                     for run in runs]
         return [
-            engine._failed(run, ErrorCode.CANCELLED, "cancelled by a client")
-            if run.stop_reason else _Outcome(JobState.QUEUED)
+            failed(run, ErrorCode.CANCELLED, "cancelled by a client")
+            if run.stop_reason else GIVE_BACK
             for run in runs
         ]
     except Exception as exc:
-        return [engine._raised(run, exc) for run in runs]
+        return [raised(run, exc) for run in runs]
     if not isinstance(results, (list, tuple)) or len(results) != len(runs):
         got = len(results) if isinstance(results, (list, tuple)) else type(results).__name__
         message = f"the batch handler returned {got} results for {len(runs)} inputs"
-        return [engine._failed(run, ErrorCode.EXCEPTION, message) for run in runs]
+        return [failed(run, ErrorCode.EXCEPTION, message) for run in runs]
     return [
-        engine._raised(run, result) if isinstance(result, BaseException)
-        else engine._succeeded(run, result)
+        raised(run, result) if isinstance(result, BaseException)
+        else succeeded(run, result)
         for run, result in zip(runs, results)
     ]

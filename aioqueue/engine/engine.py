@@ -13,7 +13,6 @@ import asyncio
 import logging
 import random
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -23,29 +22,12 @@ from ..errors import Unavailable
 from ..models import ErrorCode, Job, JobState, error_json, new_job_id, now_ms
 from ..store import Store
 from .batch import Arrivals, bulk_jobs, dump_input, run_batch
-from .context import JobCancelled, JobContext, ProcessFailed
+from .context import JobCancelled, JobContext
+from .outcome import GIVE_BACK, Outcome, Running, failed, raised, succeeded
 from .registry import Registry
+from .waiters import Waiters
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class _Running:
-    """A job a worker is running, and why it may be stopped early."""
-
-    job: Job
-    ctx: JobContext
-    task: asyncio.Future | None = None
-    stop_reason: str | None = None  # "cancel" (a client asked) or "drain" (shutdown)
-    done: asyncio.Event = field(default_factory=asyncio.Event)
-
-
-@dataclass(frozen=True)
-class _Outcome:
-    state: JobState
-    result: bytes | None = None
-    error: bytes | None = None
-    retry: bool = False
 
 
 class Engine:
@@ -67,8 +49,8 @@ class Engine:
         self._wake = asyncio.Event()
         self._next_due_ms: int | None = None  # when the earliest queued job is due
         self._noted_ms: int | None = None  # earliest job queued since the claim began
-        self._running: dict[str, _Running] = {}
-        self._waiters: dict[str, set[asyncio.Future]] = {}
+        self._running: dict[str, Running] = {}
+        self._waiters = Waiters()
         self._tasks: list[asyncio.Task] = []
         self._on_change = on_change
         self._arrivals = Arrivals()
@@ -110,10 +92,7 @@ class Engine:
             await self._queue.put(None)
         await asyncio.gather(*self._tasks[1:])
         self._tasks = []
-        for futures in self._waiters.values():
-            for future in futures:
-                if not future.done():
-                    future.set_result(None)
+        self._waiters.release_all()
 
     # ---------------------------------------------------------------- clients
 
@@ -153,17 +132,17 @@ class Engine:
         )
         if handoff:
             self._free -= 1
-        waiter = self._add_waiter(job.id) if wait_s > 0 else None
+        waiter = self._waiters.add(job.id) if wait_s > 0 else None
         try:
             # shielded: a caller that goes away must not cancel the commit's future
             await asyncio.shield(self._store_new(job, handoff))
             if waiter is None:
                 return job
-            ended = await self._await_end(waiter, wait_s)
+            ended = await self._waiters.wait(waiter, wait_s)
             return ended if ended is not None else (await self.store.get(job.id) or job)
         finally:
             if waiter is not None:
-                self._drop_waiter(job.id, waiter)
+                self._waiters.drop(job.id, waiter)
 
     def _store_new(self, job: Job, handoff: bool) -> asyncio.Future:
         """Insert ``job``; once committed, hand it to its worker or tell the dispatcher.
@@ -221,34 +200,17 @@ class Engine:
 
     async def wait(self, job_id: str, timeout_s: float, *, owner: str | None = None) -> Job | None:
         """The job once terminal, or as it stands after ``timeout_s``; None if there is none."""
-        waiter = self._add_waiter(job_id)
+        waiter = self._waiters.add(job_id)
         try:
             job = await self.store.get(job_id, owner=owner)
             if job is None or job.terminal or timeout_s <= 0:
                 return job
-            ended = await self._await_end(waiter, timeout_s)
+            ended = await self._waiters.wait(waiter, timeout_s)
             return ended if ended is not None else await self.store.get(job_id, owner=owner)
         finally:
-            self._drop_waiter(job_id, waiter)
+            self._waiters.drop(job_id, waiter)
 
-    # ---------------------------------------------------------------- waiters
-
-    def _add_waiter(self, job_id: str) -> asyncio.Future:
-        future = asyncio.get_running_loop().create_future()
-        self._waiters.setdefault(job_id, set()).add(future)
-        return future
-
-    def _drop_waiter(self, job_id: str, future: asyncio.Future) -> None:
-        futures = self._waiters.get(job_id)
-        if futures is not None:
-            futures.discard(future)
-            if not futures:
-                del self._waiters[job_id]
-
-    @staticmethod
-    async def _await_end(waiter: asyncio.Future, timeout_s: float) -> Job | None:
-        done, _ = await asyncio.wait((waiter,), timeout=timeout_s)
-        return waiter.result() if done else None
+    # ---------------------------------------------------------------- listeners
 
     def _changed(self, job: Job) -> None:
         """Tell ``on_change``; a failing listener never stops the engine."""
@@ -261,9 +223,7 @@ class Engine:
 
     def _ended(self, job: Job) -> None:
         self._changed(job)
-        for future in self._waiters.get(job.id, ()):
-            if not future.done():
-                future.set_result(job)
+        self._waiters.ended(job)
 
     # ---------------------------------------------------------------- dispatching
 
@@ -335,19 +295,19 @@ class Engine:
         try:
             if not self.accepting:
                 run.stop_reason = "drain"
-                outcome = _Outcome(JobState.QUEUED)
+                outcome = GIVE_BACK
             else:
                 outcome = await self._execute(run)
             await self._record(run, outcome)
         finally:
             self._finish_run(run)
 
-    def _begin(self, job: Job) -> _Running:
-        run = _Running(job, JobContext(job, asyncio.get_running_loop(), self._progress))
+    def _begin(self, job: Job) -> Running:
+        run = Running(job, JobContext(job, asyncio.get_running_loop(), self._progress))
         self._running[job.id] = run
         return run
 
-    def _finish_run(self, run: _Running) -> None:
+    def _finish_run(self, run: Running) -> None:
         del self._running[run.job.id]
         run.done.set()
 
@@ -358,12 +318,12 @@ class Engine:
             run.job = run.job.evolve(progress=payload)
             self._changed(run.job)
 
-    async def _execute(self, run: _Running) -> _Outcome:
+    async def _execute(self, run: Running) -> Outcome:
         job = run.job
         try:
             proc = self.registry.get(job.process)
         except Exception as exc:
-            return _Outcome(JobState.FAILURE, error=error_json(ErrorCode.EXCEPTION, str(exc)))
+            return Outcome(JobState.FAILURE, error=error_json(ErrorCode.EXCEPTION, str(exc)))
         data = orjson.loads(job.input)
         call: Awaitable[Any] = (
             proc.handler(run.ctx, data) if proc.is_async
@@ -373,41 +333,20 @@ class Engine:
         try:
             result = await asyncio.wait_for(run.task, proc.timeout_s)
         except TimeoutError:
-            return self._failed(run, ErrorCode.TIMEOUT,
+            return failed(run, ErrorCode.TIMEOUT,
                                 f"the job ran past its timeout of {proc.timeout_s} s")
         except (asyncio.CancelledError, JobCancelled):
             if run.stop_reason is None:
                 current = asyncio.current_task()
                 if current is not None and current.cancelling():
                     raise
-                return self._failed(run, ErrorCode.EXCEPTION, "the handler was cancelled")
-            return self._failed(run, ErrorCode.CANCELLED, "cancelled by a client")
+                return failed(run, ErrorCode.EXCEPTION, "the handler was cancelled")
+            return failed(run, ErrorCode.CANCELLED, "cancelled by a client")
         except Exception as exc:
-            return self._raised(run, exc)
-        return self._succeeded(run, result)
+            return raised(run, exc)
+        return succeeded(run, result)
 
-    def _raised(self, run: _Running, exc: BaseException) -> _Outcome:
-        """The outcome of a handler that raised (or, in a batch, returned) ``exc``."""
-        if isinstance(exc, ProcessFailed):
-            return self._failed(run, exc.code, exc.message)
-        return self._failed(run, ErrorCode.EXCEPTION, f"{type(exc).__name__}: {exc}")
-
-    def _succeeded(self, run: _Running, result: Any) -> _Outcome:
-        try:
-            return _Outcome(JobState.SUCCESS, result=orjson.dumps(result))
-        except TypeError as exc:
-            return self._failed(run, ErrorCode.EXCEPTION,
-                                f"the result is not JSON-serialisable: {exc}")
-
-    def _failed(self, run: _Running, code: ErrorCode, message: str) -> _Outcome:
-        if run.stop_reason == "drain":
-            return _Outcome(JobState.QUEUED)
-        retry = code is not ErrorCode.CANCELLED and run.job.attempts < run.job.max_attempts
-        if retry:
-            return _Outcome(JobState.QUEUED, retry=True)
-        return _Outcome(JobState.FAILURE, error=error_json(code, message))
-
-    async def _record(self, run: _Running, outcome: _Outcome) -> None:
+    async def _record(self, run: Running, outcome: Outcome) -> None:
         """Write the outcome; protected from cancellation so the end is never half-written."""
         job = run.job
         if outcome.state is JobState.QUEUED:
@@ -436,7 +375,7 @@ class Engine:
         base = min(self.settings.retry_max_s, self.settings.retry_base_s * 2 ** (attempts - 1))
         return base * random.uniform(0.5, 1.5)
 
-    def _stop(self, run: _Running, reason: str) -> None:
+    def _stop(self, run: Running, reason: str) -> None:
         run.stop_reason = reason
         run.ctx._cancel()
         if run.task is not None:
