@@ -1,4 +1,7 @@
-"""The only module that speaks SQL: schema, migrations, group commit, guarded transitions.
+"""The store's core: connections, migrations, group commit, guarded transitions.
+
+The ``aioqueue.store`` package is the only place that speaks SQL; the schema is in
+``schema``, the notification outbox in ``outbox``.
 
 Every write goes through one writer task. Writes that arrive while a transaction is
 being committed wait and are committed together in the next one (group commit), and each
@@ -19,124 +22,15 @@ from typing import Any
 
 import aiosqlite
 
-from .errors import Unavailable
-from .models import ACTIVE, TERMINAL, ErrorCode, Job, JobState, Notice, error_json
+from ..errors import Unavailable
+from ..models import ACTIVE, ErrorCode, Job, JobState, error_json
+from .outbox import OutboxQueries
+from .schema import (
+    _INSERT, CLAIM_SQL, COLUMNS, MIGRATIONS, NEXT_DUE_SQL, SCHEMA_VERSION, _job_to_row,
+    _row_to_job,
+)
 
 log = logging.getLogger(__name__)
-
-#: columns in the order ``_row_to_job`` reads them
-COLUMNS = (
-    "id, process, state, input, result, error, progress, attempts, max_attempts, priority, "
-    "created_at_ms, scheduled_at_ms, started_at_ms, ended_at_ms, owner, idempotency_key, "
-    "request_hash, callback_url, notify_email"
-)
-
-_STATES = ", ".join(f"'{s.value}'" for s in JobState)
-_TERMINAL = ", ".join(f"'{s.value}'" for s in TERMINAL)
-
-#: schema migrations; entry N brings ``PRAGMA user_version`` from N to N + 1
-MIGRATIONS: list[list[str]] = [
-    [
-        f"""CREATE TABLE jobs (
-            seq INTEGER PRIMARY KEY,
-            id TEXT NOT NULL UNIQUE,
-            process TEXT NOT NULL,
-            state TEXT NOT NULL CHECK (state IN ({_STATES})),
-            input BLOB NOT NULL,
-            result BLOB,
-            error BLOB,
-            progress BLOB,
-            attempts INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),
-            max_attempts INTEGER NOT NULL CHECK (max_attempts >= 1),
-            priority INTEGER NOT NULL DEFAULT 0,
-            created_at_ms INTEGER NOT NULL,
-            scheduled_at_ms INTEGER NOT NULL,
-            started_at_ms INTEGER,
-            ended_at_ms INTEGER,
-            owner TEXT,
-            idempotency_key TEXT,
-            request_hash TEXT,
-            callback_url TEXT,
-            notify_email TEXT
-        )""",
-        # the dispatcher's claim: highest priority first, then the earliest due
-        "CREATE INDEX jobs_claim ON jobs (priority DESC, scheduled_at_ms, seq) "
-        "WHERE state = 'queued'",
-        # the dispatcher's sleep: when is the next queued job due
-        "CREATE INDEX jobs_due ON jobs (scheduled_at_ms) WHERE state = 'queued'",
-        # start-up recovery and drain find running jobs without a scan
-        "CREATE INDEX jobs_running ON jobs (state) WHERE state IN ('running', 'paused')",
-        # listing newest first, by state or process (seq is the key's tail)
-        "CREATE INDEX jobs_state ON jobs (state, seq)",
-        "CREATE INDEX jobs_process ON jobs (process, seq)",
-        # retention purges the oldest terminal jobs first
-        "CREATE INDEX jobs_ended ON jobs (ended_at_ms) WHERE ended_at_ms IS NOT NULL",
-    ],
-    [
-        # pending notifications; a row is deleted once delivered, kept as 'failed' when given up
-        """CREATE TABLE outbox (
-            seq INTEGER PRIMARY KEY,
-            job_id TEXT NOT NULL,
-            kind TEXT NOT NULL CHECK (kind IN ('webhook', 'email')),
-            target TEXT NOT NULL,
-            state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'failed')),
-            attempts INTEGER NOT NULL DEFAULT 0,
-            due_at_ms INTEGER NOT NULL,
-            last_error TEXT
-        )""",
-        "CREATE INDEX outbox_due ON outbox (due_at_ms) WHERE state = 'pending'",
-        # the notices of a job are written by the very statement that ends it, whichever
-        # statement that is (finish, cancel, recovery): no path can end a job without them
-        f"""CREATE TRIGGER jobs_end_outbox AFTER UPDATE OF state ON jobs
-            WHEN NEW.state IN ({_TERMINAL}) AND OLD.state NOT IN ({_TERMINAL})
-            AND (NEW.callback_url IS NOT NULL OR NEW.notify_email IS NOT NULL)
-        BEGIN
-            INSERT INTO outbox (job_id, kind, target, due_at_ms)
-                SELECT NEW.id, 'webhook', NEW.callback_url, coalesce(NEW.ended_at_ms, 0)
-                WHERE NEW.callback_url IS NOT NULL;
-            INSERT INTO outbox (job_id, kind, target, due_at_ms)
-                SELECT NEW.id, 'email', NEW.notify_email, coalesce(NEW.ended_at_ms, 0)
-                WHERE NEW.notify_email IS NOT NULL;
-        END""",
-        # a batch handler claims queued jobs of its own process
-        "CREATE INDEX jobs_claim_process ON jobs (process, priority DESC, scheduled_at_ms) "
-        "WHERE state = 'queued'",
-    ],
-]
-
-SCHEMA_VERSION = len(MIGRATIONS)
-
-# INDEXED BY: without statistics the planner would take jobs_state and sort every queued
-# job; naming the index makes a missing one an error instead of a silent full sort
-CLAIM_SQL = (
-    f"UPDATE jobs SET state = 'running', attempts = attempts + 1, started_at_ms = ? "
-    f"WHERE id IN (SELECT id FROM jobs INDEXED BY jobs_claim WHERE state = 'queued' "
-    f"AND scheduled_at_ms <= ? ORDER BY priority DESC, scheduled_at_ms, seq LIMIT ?) "
-    f"RETURNING {COLUMNS}"
-)
-NEXT_DUE_SQL = "SELECT min(scheduled_at_ms) FROM jobs INDEXED BY jobs_due WHERE state = 'queued'"
-
-# a row that would break a unique index is skipped, not fatal: the batch's other rows stand
-_INSERT = (
-    f"INSERT INTO jobs ({COLUMNS}) VALUES ({', '.join('?' * 19)}) ON CONFLICT DO NOTHING"
-)
-
-
-def _row_to_job(row: Sequence[Any]) -> Job:
-    return Job(
-        row[0], row[1], JobState(row[2]), row[3], row[4], row[5], row[6], row[7], row[8],
-        row[9], row[10], row[11], row[12], row[13], row[14], row[15], row[16], row[17], row[18],
-    )
-
-
-def _job_to_row(job: Job) -> tuple:
-    return (
-        job.id, job.process, job.state.value, job.input, job.result, job.error, job.progress,
-        job.attempts, job.max_attempts, job.priority, job.created_at_ms, job.scheduled_at_ms,
-        job.started_at_ms, job.ended_at_ms, job.owner, job.idempotency_key, job.request_hash,
-        job.callback_url, job.notify_email,
-    )
-
 
 @dataclass(slots=True)
 class _Write:
@@ -164,7 +58,7 @@ class _Batch:
         return bool(self.inserts or self.writes or self.progress)
 
 
-class Store:
+class Store(OutboxQueries):
     """SQLite storage for jobs. Open it, use it from one event loop, close it."""
 
     def __init__(self, path: str, *, synchronous: str = "FULL") -> None:
@@ -363,7 +257,8 @@ class Store:
         """Like ``claim``, but only jobs of one process: what a batch handler takes at once."""
         rows = await self._enqueue(
             f"UPDATE jobs SET state = 'running', attempts = attempts + 1, started_at_ms = ? "
-            f"WHERE id IN (SELECT id FROM jobs WHERE state = 'queued' AND process = ? "
+            f"WHERE id IN (SELECT id FROM jobs INDEXED BY jobs_claim_process "
+            f"WHERE state = 'queued' AND process = ? "
             f"AND scheduled_at_ms <= ? ORDER BY priority DESC, scheduled_at_ms, seq LIMIT ?) "
             f"RETURNING {COLUMNS}",
             (now_ms, process, now_ms, limit),
@@ -429,42 +324,6 @@ class Store:
             "UPDATE jobs SET state = 'queued' WHERE state = 'running'", ()
         )
         return requeued, interrupted
-
-    # ---------------------------------------------------------------- outbox
-
-    async def due_notices(self, now_ms: int, limit: int) -> list[Notice]:
-        """Pending notices whose time has come, oldest first."""
-        rows = await self._read(
-            "SELECT seq, job_id, kind, target, attempts FROM outbox "
-            "WHERE state = 'pending' AND due_at_ms <= ? ORDER BY due_at_ms, seq LIMIT ?",
-            (now_ms, limit),
-        )
-        return [Notice(*row) for row in rows]
-
-    async def next_notice_due_ms(self) -> int | None:
-        """When the earliest pending notice is due, or None when none is pending."""
-        rows = await self._read("SELECT min(due_at_ms) FROM outbox WHERE state = 'pending'", ())
-        return rows[0][0]
-
-    async def notice_delivered(self, seq: int) -> None:
-        """A delivered notice leaves the outbox."""
-        await self._enqueue("DELETE FROM outbox WHERE seq = ? AND state = 'pending'", (seq,))
-
-    async def notice_retry(self, seq: int, *, due_at_ms: int, error: str, give_up: bool) -> None:
-        """Count a failed delivery: try again at ``due_at_ms``, or keep it as 'failed'."""
-        await self._enqueue(
-            "UPDATE outbox SET attempts = attempts + 1, due_at_ms = ?, last_error = ?, "
-            "state = ? WHERE seq = ? AND state = 'pending'",
-            (due_at_ms, error[:1000], "failed" if give_up else "pending", seq),
-        )
-
-    async def failed_notices(self, job_id: str) -> list[tuple[str, int, str | None]]:
-        """(kind, attempts, last error) of a job's notices that were given up."""
-        return [
-            tuple(row) for row in await self._read(
-                "SELECT kind, attempts, last_error FROM outbox "
-                "WHERE job_id = ? AND state = 'failed' ORDER BY seq", (job_id,))
-        ]
 
     # ---------------------------------------------------------------- reads
 

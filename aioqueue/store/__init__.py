@@ -1,0 +1,6 @@
+"""The only package that speaks SQL: schema, migrations, group commit, guarded transitions."""
+
+from .core import Store
+from .schema import CLAIM_SQL, COLUMNS, MIGRATIONS, NEXT_DUE_SQL, SCHEMA_VERSION
+
+__all__ = ["CLAIM_SQL", "COLUMNS", "MIGRATIONS", "NEXT_DUE_SQL", "SCHEMA_VERSION", "Store"]
