@@ -92,8 +92,9 @@ class NotifySettings:
 
 @dataclass(frozen=True)
 class EventSettings:
-    #: jobs a slow ``GET /events`` reader may have waiting before it is disconnected
-    max_pending: int = 1000
+    #: jobs a slow ``GET /events`` reader may have waiting before it is disconnected; well
+    #: above ``server.max_bulk_items``, since one bulk request publishes all its jobs at once
+    max_pending: int = 10000
     #: seconds between keep-alive comments on an idle stream
     keepalive_s: float = 15.0
 

@@ -84,7 +84,7 @@ class Subscription:
 class Hub:
     """Subscriptions by job and for all jobs; a plain callable the engine can call."""
 
-    def __init__(self, max_pending: int = 1000) -> None:
+    def __init__(self, max_pending: int = 10000) -> None:
         #: identifies this run of the server in event ids, so ids of an earlier run never match
         self.boot = format(now_ms(), "x")
         self._max_pending = max_pending

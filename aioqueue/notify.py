@@ -24,9 +24,9 @@ from email.message import EmailMessage
 import aiohttp
 import orjson
 
-from .callbacks import sign
+from .callbacks import check_callback_url, sign
 from .config import NotifySettings
-from .errors import ConfigError
+from .errors import ConfigError, InvalidRequest
 from .models import Job, Notice, now_ms
 from .store import Store
 
@@ -100,12 +100,14 @@ class Notifier:
             return
         try:
             if notice.kind == "webhook":
+                # the allowed hosts may have changed since the job was submitted
+                check_callback_url(notice.target, self.settings)
                 await self._post(notice, job)
             else:
                 await asyncio.to_thread(self._mail, notice.target, job)
         except Exception as exc:  # any failure to deliver is retried, never fatal
             attempts = notice.attempts + 1
-            give_up = attempts >= self.settings.max_attempts
+            give_up = attempts >= self.settings.max_attempts or isinstance(exc, InvalidRequest)
             delay = min(self.settings.retry_max_s, self.settings.retry_base_s * 2 ** (attempts - 1))
             reason = f"{type(exc).__name__}: {exc}"
             log.warning("notice %d (%s for job %s) failed, attempt %d: %s%s", notice.seq,

@@ -80,6 +80,7 @@ class Engine:
         if not self._tasks:
             return
         self._wake.set()
+        self._arrivals.notify()  # a batch waiting for more inputs runs with what it has
         await self._tasks[0]  # the dispatcher: it claims nothing more
         running = [r.done.wait() for r in self._running.values()]
         if running:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from aioqueue.api import ENGINE
@@ -122,3 +124,19 @@ async def test_a_failed_batch_input_is_retried_alone(make_client):
     assert [(j["state"], j["result"], j["attempts"]) for j in ended] == [
         ("success", 1, 1), ("success", 2, 2), ("success", 3, 1)]
     assert seen == [[1, 2, 3], [2]]
+
+
+async def test_stopping_the_server_does_not_wait_out_batch_wait(make_client):
+    registry, calls = Registry(), []
+    _doubler(registry, calls, batch_size=5, batch_wait=60)
+    client = await make_client(registry, engine={"workers": 1})
+    job_id = (await (await client.post("/async-process/?process=double", json=1)).json())["id"]
+    deadline = asyncio.get_running_loop().time() + 5
+    # claimed: the worker is now collecting more inputs for up to 60 s
+    while (await (await client.get(f"/async-process/{job_id}")).json())["state"] != "running":
+        assert asyncio.get_running_loop().time() < deadline
+        await asyncio.sleep(0.01)
+    started = asyncio.get_running_loop().time()
+    await client.close()
+    assert asyncio.get_running_loop().time() - started < 5
+    assert calls == []  # given back, not run half-collected

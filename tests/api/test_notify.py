@@ -132,6 +132,22 @@ async def _attempted(receiver: Receiver) -> bool:
     return receiver.attempts >= 1
 
 
+async def test_a_host_no_longer_allowed_after_a_restart_is_not_called(make_client, receiver_url):
+    receiver = Receiver(fail_first=1000)
+    url = await receiver_url(receiver)
+    first = await make_client(notify={**NOTIFY, "max_attempts": 1000})
+    job = await (await first.post("/async-process/?process=echo&return_timeout=5", json=1,
+                                  headers={"X-Callback-URL": url})).json()
+    assert await _poll(lambda: _attempted(receiver))
+    await first.close()
+    calls = receiver.attempts
+    second = await make_client(notify={**NOTIFY, "allowed_hosts": ["hooks.example.com"]})
+    store = second.server.app[ENGINE].store
+    failed = await _poll(lambda: store.failed_notices(job["id"]))
+    assert "not in notify.allowed_hosts" in failed[0][2]
+    assert receiver.attempts == calls
+
+
 @pytest.mark.parametrize(
     ("notify", "url"),
     [
