@@ -63,17 +63,25 @@ def bulk_jobs(
 
 
 class Arrivals:
-    """Wakes batch collectors when a job is queued; each waiter sees every later arrival."""
+    """Counts jobs queued (and drains begun), so a batch collector misses none of them.
+
+    A collector notes ``count`` before it claims; if anything arrived meanwhile, ``wait``
+    returns at once instead of sleeping through an arrival it did not see.
+    """
 
     def __init__(self) -> None:
+        self.count = 0
         self._event = asyncio.Event()
 
     def notify(self) -> None:
+        self.count += 1
         self._event.set()
         self._event = asyncio.Event()
 
-    async def wait(self, timeout_s: float) -> None:
-        """Return at the next arrival, or after ``timeout_s``."""
+    async def wait(self, seen: int, timeout_s: float) -> None:
+        """Return at the first arrival after ``seen``, or after ``timeout_s``."""
+        if self.count != seen:
+            return
         try:
             await asyncio.wait_for(self._event.wait(), timeout_s)
         except TimeoutError:
@@ -123,6 +131,7 @@ async def _collect(engine: Engine, runs: list[Running], proc: Process) -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + proc.batch_wait_s
     while len(runs) < proc.batch_size and engine.accepting:
+        seen = engine._arrivals.count
         more = await engine.store.claim_process(proc.name, proc.batch_size - len(runs), now_ms())
         for job in more:
             runs.append(engine._begin(job))
@@ -130,7 +139,7 @@ async def _collect(engine: Engine, runs: list[Running], proc: Process) -> None:
         remaining = deadline - loop.time()
         if len(runs) >= proc.batch_size or remaining <= 0:
             break
-        await engine._arrivals.wait(remaining)
+        await engine._arrivals.wait(seen, remaining)
 
 
 async def _execute(engine: Engine, runs: list[Running], proc: Process) -> list[Outcome]:
