@@ -48,6 +48,7 @@ class CommandSettings:
 
     command: list[str] = field(default_factory=list)
     description: str = ""
+    schema: dict | None = None
     timeout: float | None = None
     max_attempts: int = 1
     env: dict[str, str] = field(default_factory=dict)

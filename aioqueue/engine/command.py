@@ -18,6 +18,7 @@ import signal
 from typing import Any
 
 import orjson
+from jsonschema.exceptions import SchemaError
 
 from ..config import CommandSettings
 from ..errors import ConfigError
@@ -50,7 +51,11 @@ def command_process(name: str, settings: CommandSettings) -> Process:
         return await _run(settings, ctx, data)
 
     description = settings.description or f"runs {settings.command[0]}"
-    return Process(name, run_command, description, None, settings.timeout, settings.max_attempts)
+    try:
+        return Process(name, run_command, description, settings.schema, settings.timeout,
+                       settings.max_attempts)
+    except SchemaError as exc:
+        raise ConfigError(f"{key}.schema is not a valid JSON schema: {exc.message}") from None
 
 
 def _environment(settings: CommandSettings, ctx: JobContext) -> dict[str, str]:

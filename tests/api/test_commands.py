@@ -55,6 +55,14 @@ async def test_stdin_in_stdout_out_with_env_and_cwd(make_client, tmp_path, monke
     assert described[0]["name"] == "tool" and described[0]["description"] == "the test tool"
 
 
+async def test_a_command_schema_rejects_bad_input_with_400(make_client):
+    schema = {"type": "object", "required": ["mode"]}
+    client = await make_client(processes={"commands": {"tool": _command(schema=schema)}})
+    resp = await client.post("/async-process/?process=tool", json={"numbers": []})
+    assert resp.status == 400
+    assert (await resp.json())["error"]["code"] == "invalid_input"
+
+
 async def test_non_zero_exit_is_exit_status_with_the_tail_of_stderr(make_client):
     commands = {"tool": _command(stderr_tail_lines=3)}
     client = await make_client(processes={"commands": commands})
@@ -133,11 +141,13 @@ max_attempts = 2
 env = {{ GREETING = "hi" }}
 cwd = {str(tmp_path)!r}
 description = "a tool"
+schema = {{ type = "object" }}
 """)
     settings = load_settings(config)
     registry = build_registry(settings)
     proc = registry.get("tool")
     assert (proc.timeout_s, proc.max_attempts, proc.description) == (5.0, 2, "a tool")
+    assert proc.schema == {"type": "object"}
 
 
 @pytest.mark.parametrize(
@@ -147,6 +157,7 @@ description = "a tool"
         (CommandSettings(command=["x", ""]), "command must be a non-empty array"),
         (CommandSettings(command=["x"], timeout=0), "timeout must be positive"),
         (CommandSettings(command=["x"], cwd="/no/such/dir"), "is not a directory"),
+        (CommandSettings(command=["x"], schema={"type": 5}), "schema is not a valid JSON schema"),
     ],
 )
 def test_bad_command_settings_name_the_key(command, message):
