@@ -3,9 +3,10 @@
 The work: store each job's input as a row in a SQLite file of its own with a durable commit
 (``synchronous=FULL``), the kind of per-call cost (a commit, a connection, a round trip)
 that batching shares. ``one`` commits once per job; ``many`` (``batch_size``) commits once
-per batch. Both run through the real engine and store on a temporary database, and the
-figures are wall-clock and CPU time per job over the whole run, from bulk submission to
-the last job's end.
+per batch. ``one-noop`` and ``many-noop`` do no work at all, which leaves the queue's own
+cost per job (claims, ends, commits). All run through the real engine and store on a
+temporary database; the figures are wall-clock and CPU time per job over the whole run,
+from bulk submission to the last job's end.
 
     python bench/batch.py [--jobs 2000] [--batch-size 100] [--workers 16]
 """
@@ -47,6 +48,14 @@ def _registry(folder: Path, batch_size: int) -> Registry:
     async def many(ctx, values):
         async with lock:
             await asyncio.to_thread(_write, folder / "many.db", values)
+        return values
+
+    @registry.process("one-noop", description="nothing, one job per call")
+    async def one_noop(ctx, value):
+        return value
+
+    @registry.process("many-noop", description="nothing, a batch per call", batch_size=batch_size)
+    async def many_noop(ctx, values):
         return values
 
     return registry
@@ -101,13 +110,16 @@ def main() -> None:
     print(f"{'handler':<10} {'wall s':>8} {'jobs/s':>9} {'wall/job ms':>12} "
           f"{'cpu/job ms':>11} {'queue commits':>14}")
     results = {}
-    for process in ("one", "many"):
+    for process in ("one", "many", "one-noop", "many-noop"):
         wall, cpu, commits = asyncio.run(_run(process, args.jobs, args.batch_size, args.workers))
         results[process] = wall
         print(f"{process:<10} {wall:>8.2f} {args.jobs / wall:>9.0f} "
               f"{1000 * wall / args.jobs:>12.3f} {1000 * cpu / args.jobs:>11.3f} {commits:>14}")
-    print(f"a batch handler costs {results['many'] / results['one']:.1%} of one-by-one per job "
-          f"({results['one'] / results['many']:.1f}x fewer seconds)")
+    for work in ("", "-noop"):
+        one, many = results["one" + work], results["many" + work]
+        what = "the SQLite work" if not work else "no work (the queue's own cost)"
+        print(f"with {what}: a batch handler costs {many / one:.1%} of one-by-one per job "
+              f"({one / many:.1f}x fewer seconds)")
 
 
 if __name__ == "__main__":
