@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from aioqueue.api import ENGINE
 from aioqueue.app import build_registry
 from aioqueue.config import CommandSettings, ProcessSettings, Settings, load_settings
 from aioqueue.errors import ConfigError
@@ -94,6 +95,28 @@ async def test_progress_then_timeout_kills_the_whole_process_group(make_client, 
     job = await (await client.get(f"/async-process/{job_id}?return_timeout=10")).json()
     assert job["state"] == "failure"
     assert job["error"]["code"] == "timeout"
+
+    async def both_gone():
+        return not _alive(leader) and not _alive(child)
+
+    assert await _until(both_gone)
+
+
+async def test_cancel_kills_the_whole_process_group(make_client, tmp_path):
+    pidfile = tmp_path / "pids"
+    client = await make_client(processes={"commands": {"tool": _command(kill_grace_s=0.2)}})
+    job_id = (await (await client.post("/async-process/?process=tool",
+                                       json={"mode": "hang", "pidfile": str(pidfile)})).json())["id"]
+
+    async def started():
+        return pidfile.exists() and pidfile.read_text().count(" ") == 1
+
+    assert await _until(started)
+    leader, child = map(int, pidfile.read_text().split())
+    engine = client.server.app[ENGINE]
+    engine._stop(engine._running[job_id], "cancel")  # what a client's cancel does to a run
+    job = await (await client.get(f"/async-process/{job_id}?return_timeout=10")).json()
+    assert (job["state"], job["error"]["code"]) == ("failure", "cancelled")
 
     async def both_gone():
         return not _alive(leader) and not _alive(child)
