@@ -22,6 +22,7 @@ from .errors import (
 )
 from .models import is_job_id
 from .callbacks import check_callback_url, check_email
+from .openapi import build_openapi
 
 log = logging.getLogger(__name__)
 
@@ -249,6 +250,15 @@ async def health(request: web.Request) -> web.Response:
     return json_response({"status": "ok"})
 
 
+async def openapi(request: web.Request) -> web.Response:
+    """GET /openapi.json: the OpenAPI 3.1 description of this server."""
+    document = build_openapi(
+        max_return_timeout_s=request.app[SETTINGS].server.max_return_timeout_s,
+        processes=[p.name for p in request.app[ENGINE].registry],
+    )
+    return json_response(document)
+
+
 def add_routes(app: web.Application) -> None:
     """Register every route on ``app``."""
     app.router.add_post(BASE, submit)
@@ -257,3 +267,4 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get(BASE + "{job_id}", get_job)
     app.router.add_get("/processes", list_processes)
     app.router.add_get("/health", health)
+    app.router.add_get("/openapi.json", openapi)

@@ -38,3 +38,15 @@ def make_client(aiohttp_client, settings):
 @pytest.fixture
 async def client(make_client):
     return await make_client()
+
+
+@pytest.fixture
+def live_url(settings):
+    """A real server in its own thread, for synchronous callers; yields its base URL."""
+    from support import server_thread
+
+    quick = dataclasses.replace(
+        settings, server=dataclasses.replace(settings.server, shutdown_grace_s=0.1)
+    )
+    with server_thread(quick) as url:
+        yield url
