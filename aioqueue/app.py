@@ -9,12 +9,13 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from . import sse
+from . import sse, ui
 from .api import ENGINE, SETTINGS, add_routes, error_middleware
 from .config import Settings
 from .engine import USER_REGISTRY, Engine, Registry, import_modules
 from .engine.command import command_process
 from .hub import Hub
+from .metrics import METRICS, Metrics, metrics_handler
 from .models import Job
 from .notify import Notifier
 from .processes import BUILTINS
@@ -39,12 +40,15 @@ def create_app(settings: Settings, registry: Registry | None = None) -> web.Appl
     """An aiohttp application that opens the store and starts the engine on start-up."""
     if registry is None:
         registry = build_registry(settings)
+    metrics = Metrics()
     app = web.Application(
-        middlewares=[error_middleware], client_max_size=settings.server.max_body_bytes
+        middlewares=[metrics.middleware(), error_middleware],
+        client_max_size=settings.server.max_body_bytes,
     )
     app[SETTINGS] = settings
     hub = Hub(settings.events.max_pending)
     app[sse.HUB] = hub
+    app[METRICS] = metrics
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         store = Store(settings.storage.path, synchronous=settings.storage.synchronous)
@@ -56,6 +60,7 @@ def create_app(settings: Settings, registry: Registry | None = None) -> web.Appl
             notifier.on_change(job)
 
         engine = Engine(store, registry, settings.engine, on_change=on_change)
+        engine.observers.append(metrics)
         app[ENGINE] = engine
         try:
             await engine.start()
@@ -74,6 +79,8 @@ def create_app(settings: Settings, registry: Registry | None = None) -> web.Appl
     app.on_shutdown.append(end_streams)
     add_routes(app)
     sse.add_routes(app)
+    app.router.add_get("/metrics", metrics_handler)
+    ui.add_routes(app)
     return app
 
 

@@ -3,9 +3,10 @@
 from .batch import BatchContext
 from .context import JobCancelled, JobContext, ProcessFailed
 from .engine import Engine
+from .observer import JobObserver
 from .registry import USER_REGISTRY, Process, Registry, import_modules, process
 
 __all__ = [
-    "BatchContext", "Engine", "JobCancelled", "JobContext", "Process", "ProcessFailed",
+    "BatchContext", "Engine", "JobCancelled", "JobObserver", "JobContext", "Process", "ProcessFailed",
     "Registry", "USER_REGISTRY", "import_modules", "process",
 ]

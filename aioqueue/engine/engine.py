@@ -24,6 +24,7 @@ from ..store import Store
 from .batch import Arrivals, bulk_jobs, dump_input, run_batch
 from .context import JobCancelled, JobContext
 from .outcome import GIVE_BACK, Outcome, Running, failed, raised, succeeded
+from .observer import JobObserver
 from .registry import Registry
 from .waiters import Waiters
 
@@ -54,6 +55,8 @@ class Engine:
         self._tasks: list[asyncio.Task] = []
         self._on_change = on_change
         self._arrivals = Arrivals()
+        #: told of every stored and every ended job (metrics hook; no HTTP, no prometheus here)
+        self.observers: list[JobObserver] = []
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -156,12 +159,12 @@ class Engine:
             if future.cancelled() or future.exception() is not None:
                 if handoff:
                     self._free += 1
-            elif handoff:
-                self._changed(job)
-                self._queue.put_nowait(job)
             else:
-                self._changed(job)
-                self._note_queued(job.scheduled_at_ms)
+                self._submitted(job)
+                if handoff:
+                    self._queue.put_nowait(job)
+                else:
+                    self._note_queued(job.scheduled_at_ms)
 
         try:
             stored = self.store.insert([job])
@@ -192,7 +195,7 @@ class Engine:
 
     def _queued(self, jobs: list[Job]) -> None:
         for job in jobs:
-            self._changed(job)
+            self._submitted(job)
         self._note_queued(jobs[0].scheduled_at_ms)
 
     async def get(self, job_id: str, *, owner: str | None = None) -> Job | None:
@@ -211,6 +214,10 @@ class Engine:
         finally:
             self._waiters.drop(job_id, waiter)
 
+    async def figures(self) -> tuple[dict[str, int], int]:
+        """Active jobs per state, and how many the workers run now (for metrics)."""
+        return await self.store.count_by_state(), len(self._running)
+
     # ---------------------------------------------------------------- listeners
 
     def _changed(self, job: Job) -> None:
@@ -222,9 +229,18 @@ class Engine:
         except Exception:
             log.exception("job %s: the change listener failed", job.id)
 
+    def _submitted(self, job: Job) -> None:
+        """A new job is committed: tell listeners and observers."""
+        self._changed(job)
+        for observer in self.observers:
+            observer.job_submitted(job)
+
     def _ended(self, job: Job) -> None:
+        """Tell listeners, waiters and observers that ``job`` reached a terminal state."""
         self._changed(job)
         self._waiters.ended(job)
+        for observer in self.observers:
+            observer.job_ended(job)
 
     # ---------------------------------------------------------------- dispatching
 

@@ -363,6 +363,17 @@ class Store(OutboxQueries):
             log.error("read failed: %r", exc)
             raise Unavailable("storage unavailable") from None
 
+    async def count_by_state(self) -> dict[str, int]:
+        """How many jobs are in each active state (every active state is a key)."""
+        states = tuple(s.value for s in ACTIVE)
+        rows = await self._read(
+            f"SELECT state, count(*) FROM jobs WHERE state IN ({', '.join('?' * len(states))}) "
+            "GROUP BY state", states
+        )
+        counts = dict.fromkeys(states, 0)
+        counts.update({state: count for state, count in rows})
+        return counts
+
     async def _read(self, sql: str, params: Iterable[Any]) -> list[Any]:
         if self._reader is None:
             raise Unavailable("the store is closed")
