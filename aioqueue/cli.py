@@ -1,4 +1,8 @@
-"""``aioqueue serve``: the command line."""
+"""``aioqueue serve`` and the client commands (``submit``, ``status``, ...): the command line.
+
+``serve`` needs the server modules; the client commands live in ``commands`` and use
+only ``aioqueue.client``.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +11,14 @@ import asyncio
 import logging
 import sys
 
+from .commands import CLIENT_COMMANDS, add_commands, run
 from .config import Settings, load_settings
 from .errors import AioqueueError
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="aioqueue", description="Asynchronous-process server.")
+    parser = argparse.ArgumentParser(prog="aioqueue",
+                                     description="Asynchronous-process server and its client.")
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="run the server")
     serve.add_argument("--config", help="TOML config file (defaults serve without one)")
@@ -21,6 +27,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--db", help="SQLite file (default ./aioqueue.db)")
     serve.add_argument("--workers", type=int, help="worker tasks (default 16)")
     serve.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR (default INFO)")
+    add_commands(commands)
     return parser
 
 
@@ -36,6 +43,11 @@ def _settings(args: argparse.Namespace) -> Settings:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``aioqueue`` console script."""
     args = _parser().parse_args(argv)
+    if args.command in CLIENT_COMMANDS:
+        try:
+            return run(args)
+        except KeyboardInterrupt:
+            return 130
     try:
         settings = _settings(args)
         logging.basicConfig(

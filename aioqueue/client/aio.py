@@ -121,7 +121,7 @@ class AsyncClient:
                     return
                 count += 1
                 yield Job.from_json(body)
-            if not page.get("next"):
+            if not page.get("next") or (limit is not None and count >= limit):
                 return
             params["after"] = page["next"]
 

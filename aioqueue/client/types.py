@@ -69,6 +69,21 @@ class Job:
     def succeeded(self) -> bool:
         return self.state == "success"
 
+    def to_dict(self) -> dict[str, Any]:
+        """The job object again, as the server wrote it (times in UTC with a ``Z``)."""
+        return {
+            "id": self.id, "process": self.process, "state": self.state,
+            "progress": None if self.progress is None else
+            {"percent": self.progress.percent, "message": self.progress.message},
+            "result": self.result,
+            "error": None if self.error is None else
+            {"code": self.error.code, "message": self.error.message},
+            "attempts": self.attempts, "max_attempts": self.max_attempts,
+            "priority": self.priority,
+            "created_at": _iso(self.created_at), "scheduled_at": _iso(self.scheduled_at),
+            "started_at": _iso(self.started_at), "ended_at": _iso(self.ended_at),
+        }
+
     @classmethod
     def from_json(cls, body: dict[str, Any]) -> Job:
         """Build from the server's job object (unknown keys are ignored)."""
@@ -92,3 +107,9 @@ class Job:
 
 def _time(value: str | None) -> datetime | None:
     return None if value is None else datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def _iso(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    return value.isoformat(timespec="milliseconds").replace("+00:00", "Z")

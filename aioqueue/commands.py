@@ -1,0 +1,198 @@
+"""The client side of the command line: ``aioqueue submit|status|wait|cancel|list``.
+
+Every command goes through ``aioqueue.client``. A job's JSON goes to stdout, so it
+pipes into ``jq``; progress goes to stderr, as a live bar on a terminal and as plain
+lines otherwise. Exit status: 0 done (or accepted), 1 the job failed, 2 the request
+was refused or the server unreachable, 124 ``--timeout`` passed with the job still active.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import sys
+from typing import Any, TextIO
+
+import orjson
+
+from .client import DEFAULT_URL, AsyncClient, ClientError, Job
+
+EXIT_FAILED = 1
+EXIT_ERROR = 2
+EXIT_TIMEOUT = 124
+
+
+def add_commands(commands: argparse._SubParsersAction) -> None:
+    """Register the client commands on the ``aioqueue`` parser."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--url", default=os.environ.get("AIOQUEUE_URL", DEFAULT_URL),
+                        help="server URL (env AIOQUEUE_URL; default %(default)s)")
+    common.add_argument("--token", default=os.environ.get("AIOQUEUE_TOKEN"),
+                        help="API token (env AIOQUEUE_TOKEN)")
+
+    submit = commands.add_parser("submit", parents=[common], help="start a job")
+    submit.add_argument("process", help="the registered process to run")
+    submit.add_argument("--data", default="null",
+                        help="the input: JSON text, or @FILE to read it from a file (@- stdin)")
+    submit.add_argument("--wait", action="store_true",
+                        help="follow the job with a progress bar until it ends")
+    submit.add_argument("--timeout", type=float, help="with --wait: give up after S seconds")
+    submit.add_argument("--priority", type=int, help="higher runs first (default 0)")
+    submit.add_argument("--delay", type=float, help="seconds before the job may start")
+    submit.add_argument("--idempotency-key", help="resubmitting with it returns the first job")
+
+    status = commands.add_parser("status", parents=[common], help="show a job")
+    status.add_argument("job_id")
+
+    wait = commands.add_parser("wait", parents=[common],
+                               help="follow a job with a progress bar until it ends")
+    wait.add_argument("job_id")
+    wait.add_argument("--timeout", type=float, help="give up after S seconds")
+
+    cancel = commands.add_parser("cancel", parents=[common], help="cancel a job")
+    cancel.add_argument("job_id")
+
+    listing = commands.add_parser("list", parents=[common], help="list jobs, newest first")
+    listing.add_argument("--process", help="only jobs of this process")
+    listing.add_argument("--state", choices=["queued", "running", "paused", "success", "failure"])
+    listing.add_argument("--limit", type=int, default=20, help="at most N jobs (default 20)")
+    listing.add_argument("--json", action="store_true", help="one job object per line")
+
+
+CLIENT_COMMANDS = frozenset({"submit", "status", "wait", "cancel", "list"})
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run one client command; returns the exit status."""
+    try:
+        return asyncio.run(_run(args))
+    except ClientError as exc:
+        print(f"aioqueue: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except (OSError, ValueError) as exc:
+        print(f"aioqueue: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+async def _run(args: argparse.Namespace) -> int:
+    async with AsyncClient(args.url, token=args.token) as client:
+        if args.command == "submit":
+            job = await client.submit(args.process, _read_data(args.data),
+                                      priority=args.priority, delay=args.delay,
+                                      idempotency_key=args.idempotency_key)
+            if not args.wait:
+                _print_job(job)
+                return EXIT_FAILED if job.state == "failure" else 0
+            return await _follow(client, job.id, args.timeout)
+        if args.command == "wait":
+            return await _follow(client, args.job_id, args.timeout)
+        if args.command == "status":
+            _print_job(await client.get(args.job_id))
+            return 0
+        if args.command == "cancel":
+            _print_job(await client.cancel(args.job_id))
+            return 0
+        if args.command == "list":
+            jobs = client.list(process=args.process, state=args.state,
+                               page_size=min(args.limit, 100), limit=args.limit)
+            rows = [job async for job in jobs]
+            if args.json:
+                for job in rows:
+                    _print_job(job)
+            else:
+                _print_table(rows)
+            return 0
+    raise ValueError(f"unknown command {args.command!r}")
+
+
+def _read_data(text: str) -> Any:
+    if text.startswith("@"):
+        name = text[1:]
+        raw = sys.stdin.buffer.read() if name == "-" else open(name, "rb").read()
+    else:
+        raw = text.encode()
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise ValueError(f"--data is not valid JSON: {exc}") from None
+
+
+async def _follow(client: AsyncClient, job_id: str, timeout: float | None) -> int:
+    """Show the job's progress until it ends; print it; the exit status says how it ended."""
+    display = Progress(sys.stderr)
+    last: Job | None = None
+
+    async def watch() -> None:
+        nonlocal last
+        async for job in client.watch(job_id):
+            last = job
+            display.show(job)
+
+    try:
+        await asyncio.wait_for(watch(), timeout)
+    except TimeoutError:
+        display.done()
+        print(f"aioqueue: job {job_id} still {last.state if last else 'unknown'} "
+              f"after {timeout:g} s", file=sys.stderr)
+        return EXIT_TIMEOUT
+    display.done()
+    assert last is not None
+    _print_job(last)
+    if last.state != "success":
+        error = last.error
+        print(f"aioqueue: job {job_id} failed: "
+              f"{error.code + ': ' + error.message if error else last.state}", file=sys.stderr)
+        return EXIT_FAILED
+    return 0
+
+
+class Progress:
+    """A one-line bar redrawn in place on a terminal; one plain line per change elsewhere."""
+
+    WIDTH = 30
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.tty = stream.isatty()
+        self._last = ""
+
+    def show(self, job: Job) -> None:
+        percent = 100.0 if job.state == "success" else (
+            job.progress.percent if job.progress and job.progress.percent is not None else None)
+        message = job.progress.message if job.progress and job.progress.message else ""
+        if self.tty:
+            filled = round(self.WIDTH * (percent or 0) / 100)
+            bar = "#" * filled + "-" * (self.WIDTH - filled)
+            shown = f"{percent:5.1f}%" if percent is not None else "   ?  "
+            line = f"{job.state:<8} [{bar}] {shown} {message}"
+            columns = shutil.get_terminal_size((80, 20)).columns
+            self.stream.write("\r" + line[: columns - 1].ljust(len(self._last)))
+            self._last = line[: columns - 1]
+        else:
+            line = f"{job.state}" + (f" {percent:.0f}%" if percent is not None else "") + \
+                (f" {message}" if message else "")
+            if line == self._last:
+                return
+            self._last = line
+            self.stream.write(line + "\n")
+        self.stream.flush()
+
+    def done(self) -> None:
+        if self.tty and self._last:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def _print_job(job: Job) -> None:
+    sys.stdout.write(orjson.dumps(job.to_dict()).decode() + "\n")
+
+
+def _print_table(jobs: list[Job]) -> None:
+    print(f"{'ID':<32}  {'PROCESS':<16}  {'STATE':<8}  {'PROGRESS':>8}  CREATED")
+    for job in jobs:
+        percent = job.progress.percent if job.progress else None
+        shown = "" if percent is None else f"{percent:.0f}%"
+        created = job.created_at.strftime("%Y-%m-%d %H:%M:%S") if job.created_at else ""
+        print(f"{job.id:<32}  {job.process[:16]:<16}  {job.state:<8}  {shown:>8}  {created}")
