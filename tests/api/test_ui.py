@@ -1,0 +1,117 @@
+"""GET /ui: the dashboard's files, and the page itself in a real headless Chromium."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+from browser import CHROMIUM, open_page
+from support import needs_route
+
+from aioqueue.engine import Registry
+
+ANY_ID = "0" * 32
+
+needs_chromium = pytest.mark.skipif(
+    CHROMIUM is None, reason="Debian's chromium is not installed (.ci/run installs it)")
+
+
+async def test_the_page_and_its_files_are_served_with_a_strict_policy(client):
+    page = await client.get("/ui")
+    assert page.status == 200
+    assert page.headers["Content-Type"].startswith("text/html")
+    assert "script-src 'self'" in page.headers["Content-Security-Policy"]
+    html = await page.text()
+    assert 'src="ui/app.js"' in html and 'href="ui/app.css"' in html
+    script = await client.get("/ui/app.js")
+    assert script.headers["Content-Type"].startswith("text/javascript")
+    assert (await client.get("/ui/app.css")).status == 200
+    assert (await client.get("/ui/secrets.txt")).status == 404
+    assert (await client.get("/ui/..%2Fapi.py")).status == 404
+
+
+def _steps_registry() -> tuple[Registry, list[asyncio.Event]]:
+    registry = Registry()
+    gates = [asyncio.Event(), asyncio.Event()]
+
+    @registry.process("steps", description="Two reported steps, each held by the test.")
+    async def steps(ctx, data):
+        await ctx.progress(10, "first step")
+        await gates[0].wait()
+        await ctx.progress(60, "second step")
+        await gates[1].wait()
+        return {"done": True}
+
+    @registry.process("forever", description="Runs until cancelled.")
+    async def forever(ctx, data):
+        await ctx.progress(5, "started")
+        await asyncio.Event().wait()
+
+    return registry, gates
+
+
+SUBMIT = """(() => {
+  document.querySelector('#process').value = %s;
+  document.querySelector('#input').value = '{"n": 1}';
+  document.querySelector('#submit').click();
+  return true;
+})()"""
+
+
+def _row(process: str) -> str:
+    return f"document.querySelector('#jobs tr[data-process={process}]')"
+
+
+async def _submit_from_the_page(page, process: str) -> str:
+    await page.wait_for(f"document.querySelector('#process option[value={process}]') !== null")
+    await page.evaluate(SUBMIT % json.dumps(process))
+    return await page.wait_for(f"{_row(process)}?.dataset.id")
+
+
+@needs_chromium
+async def test_a_job_submitted_on_the_page_shows_its_bar_moving_to_the_end(make_client):
+    registry, gates = _steps_registry()
+    client = await make_client(registry)
+    async with open_page() as page:
+        await page.goto(str(client.make_url("/ui")))
+        job_id = await _submit_from_the_page(page, "steps")
+        bar = f"{_row('steps')}?.querySelector('.bar')"
+        await page.wait_for(f"{bar}?.dataset.percent === '10'")
+        assert await page.evaluate(f"{bar}.firstChild.style.width") == "10%"
+        assert await page.evaluate(f"{_row('steps')}.querySelector('.message').textContent") \
+            == "first step"
+        gates[0].set()
+        await page.wait_for(f"{bar}?.dataset.percent === '60'")
+        gates[1].set()
+        await page.wait_for(f"{_row('steps')}?.dataset.state === 'success'")
+        assert await page.evaluate(f"{bar}.dataset.percent") == "100"
+        # the detail view shows the result
+        await page.evaluate(f"{_row('steps')}.click()")
+        await page.wait_for("!document.querySelector('#detail').hidden")
+        assert await page.evaluate("document.querySelector('#detail-id').textContent") == job_id
+        outcome = await page.wait_for("document.querySelector('#outcome').textContent")
+        assert json.loads(outcome) == {"done": True}
+        assert await page.evaluate("document.querySelector('#cancel').disabled") is True
+        # filters hide what does not match
+        await page.evaluate("""(() => { const f = document.querySelector('#filter-state');
+            f.value = 'failure'; f.dispatchEvent(new Event('change')); return true; })()""")
+        await page.wait_for(f"{_row('steps')} === null")
+        assert page.errors == []
+
+
+@needs_chromium
+@needs_route("POST", f"/async-process/{ANY_ID}/cancel")
+async def test_the_cancel_button_ends_a_running_job(make_client):
+    registry, _ = _steps_registry()
+    client = await make_client(registry)
+    async with open_page() as page:
+        await page.goto(str(client.make_url("/ui")))
+        await _submit_from_the_page(page, "forever")
+        await page.wait_for(f"{_row('forever')}?.dataset.state === 'running'")
+        await page.evaluate(f"{_row('forever')}.click()")
+        await page.wait_for("!document.querySelector('#cancel').disabled")
+        await page.evaluate("document.querySelector('#cancel').click()")
+        await page.wait_for(f"{_row('forever')}?.dataset.state === 'failure'")
+        outcome = await page.wait_for("document.querySelector('#outcome').textContent")
+        assert json.loads(outcome)["code"] == "cancelled"
