@@ -11,6 +11,7 @@ const jobs = new Map();
 let selected = null;
 let listSupported = true;
 let polling = null;
+let stream = null;  // the AbortController of the open event stream
 
 const $ = (id) => document.getElementById(id);
 
@@ -211,10 +212,14 @@ async function readEvents(resp) {
 }
 
 async function follow() {
+  const controller = new AbortController();
+  stream = controller;
   let resp;
   try {
-    resp = await fetch(BASE + "events", { headers: headers({ Accept: "text/event-stream" }) });
+    resp = await fetch(BASE + "events", { headers: headers({ Accept: "text/event-stream" }),
+                                          signal: controller.signal });
   } catch (e) { resp = null; }
+  if (controller.signal.aborted) return;
   if (!resp || !resp.ok || !(resp.headers.get("Content-Type") || "").startsWith("text/event-stream")) {
     if (resp && resp.status === 401) notice("The server wants a token: enter it at the top right.");
     startPolling();
@@ -223,8 +228,16 @@ async function follow() {
   if (polling) { clearTimeout(polling); polling = null; }
   setMode("live", true);
   try { await readEvents(resp); } catch (e) { /* the stream broke: reconnect below */ }
+  if (controller.signal.aborted) return;
   setMode("reconnecting", false);
   setTimeout(follow, 1000);
+}
+
+function refollow() {
+  // a new token sees other jobs: reopen the stream with it
+  if (stream) stream.abort();
+  if (polling) { clearTimeout(polling); polling = null; }
+  follow();
 }
 
 // ------------------------------------------------------------------ forms
@@ -268,7 +281,8 @@ function init() {
     notice("");
     jobs.clear();
     listSupported = true;
-    loadList().catch(() => {});
+    render();
+    loadList().catch(() => {}).finally(refollow);
   });
   $("submit-form").addEventListener("submit", submit);
   $("filter-process").addEventListener("change", () => { render(); loadList().catch(() => {}); });

@@ -115,3 +115,63 @@ async def test_the_cancel_button_ends_a_running_job(make_client):
         await page.wait_for(f"{_row('forever')}?.dataset.state === 'failure'")
         outcome = await page.wait_for("document.querySelector('#outcome').textContent")
         assert json.loads(outcome)["code"] == "cancelled"
+
+
+@needs_chromium
+async def test_live_mode_follows_the_event_stream_and_sends_the_token(aiohttp_server):
+    """The page against a stand-in server that has /events: rows come from the stream, and
+    the token typed on the page goes out as a bearer token."""
+    from aiohttp import web
+
+    from aioqueue import ui
+
+    seen_tokens: list[str | None] = []
+    send, finish = asyncio.Event(), asyncio.Event()
+    job = {"id": "e" * 32, "process": "remote", "state": "running",
+           "progress": {"percent": 30, "message": "streamed"}, "result": None, "error": None,
+           "attempts": 1, "max_attempts": 1, "priority": 0,
+           "created_at": "2026-11-25T17:00:00.000Z", "scheduled_at": "2026-11-25T17:00:00.000Z",
+           "started_at": "2026-11-25T17:00:00.000Z", "ended_at": None, "links": {}}
+
+    async def processes(request):
+        return web.json_response({"processes": [{"name": "remote", "description": ""}]})
+
+    async def listing(request):
+        seen_tokens.append(request.headers.get("Authorization"))
+        return web.json_response({"jobs": [], "next": None})
+
+    async def events(request):
+        seen_tokens.append(request.headers.get("Authorization"))
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await resp.prepare(request)
+        await send.wait()
+        await resp.write(b"data: " + json.dumps(job).encode() + b"\n\n")
+        await finish.wait()
+        done = {**job, "state": "success", "result": 42, "progress": None,
+                "ended_at": "2026-11-25T17:00:01.000Z"}
+        await resp.write(b"event: job\ndata: " + json.dumps(done).encode() + b"\n\n")
+        await asyncio.Event().wait()  # a real stream stays open
+        return resp
+
+    app = web.Application()
+    ui.add_routes(app)
+    app.router.add_get("/processes", processes)
+    app.router.add_get("/async-process/", listing)
+    app.router.add_get("/events", events)
+    server = await aiohttp_server(app)
+    async with open_page() as page:
+        await page.goto(str(server.make_url("/ui")))
+        await page.wait_for("document.querySelector('#mode').textContent === 'live'")
+        await page.evaluate("""(() => { document.querySelector('#token').value = 's3cret';
+            document.querySelector('#token-form').requestSubmit(); return true; })()""")
+        await page.wait_for("localStorage.getItem('aioqueue.token') === 's3cret'")
+        send.set()
+        await page.wait_for(f"{_row('remote')}?.dataset.state === 'running'")
+        assert await page.evaluate(f"{_row('remote')}.querySelector('.bar').dataset.percent") \
+            == "30"
+        finish.set()
+        await page.wait_for(f"{_row('remote')}?.dataset.state === 'success'")
+        assert await page.evaluate(f"{_row('remote')}.querySelector('.bar').dataset.percent") \
+            == "100"
+    assert seen_tokens[0] is None
+    assert "Bearer s3cret" in seen_tokens

@@ -11,6 +11,8 @@ import sys
 import pytest
 from support import needs_route
 
+pytestmark = pytest.mark.e2e
+
 ANY_ID = "0" * 32
 
 
@@ -137,3 +139,23 @@ def test_cancel_prints_the_cancelled_job(live_url):
     waited = aioqueue("wait", job_id, url=live_url)
     assert waited.returncode == 1
     assert json.loads(waited.stdout)["error"]["code"] == "cancelled"
+
+
+def test_serve_still_runs_and_the_client_commands_reach_it(tmp_path):
+    server = subprocess.Popen(
+        [sys.executable, "-m", "aioqueue", "serve", "--port", "0", "--db",
+         str(tmp_path / "jobs.db"), "--log-level", "INFO"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        url = None
+        for line in server.stderr:
+            if "listening on " in line:
+                url = line.split("listening on ")[1].split()[0]
+                break
+        assert url is not None, "the server never said where it listens"
+        done = aioqueue("submit", "echo", "--data", '{"via": "serve"}', "--wait", url=url)
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout)["result"] == {"via": "serve"}
+    finally:
+        server.terminate()
+        assert server.wait(timeout=30) == 0

@@ -22,6 +22,8 @@ from support import has_route, server_thread
 
 from aioqueue.client import Client
 
+pytestmark = pytest.mark.e2e
+
 ROOT = Path(__file__).resolve().parents[2]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 DOC_URL = "http://127.0.0.1:8099"
