@@ -6,6 +6,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 import orjson
@@ -13,6 +14,12 @@ import orjson
 from .types import ApiError, ClientError, ConnectionFailed, Job
 
 DEFAULT_URL = "http://127.0.0.1:8099"
+
+
+def _job_path(job_id: str, action: str = "") -> str:
+    """The path of a job (or of one of its actions); the id is escaped, never trusted."""
+    path = f"/async-process/{quote(job_id, safe='')}"
+    return f"{path}/{action}" if action else path
 
 
 class AsyncClient:
@@ -64,7 +71,7 @@ class AsyncClient:
 
     async def get(self, job_id: str) -> Job:
         """The job as the server has it now."""
-        return Job.from_json(await self._request("GET", f"/async-process/{job_id}"))
+        return Job.from_json(await self._request("GET", _job_path(job_id)))
 
     async def wait(self, job_id: str, timeout: float | None = None) -> Job:
         """The job once it ended, or as it stands after ``timeout`` seconds (None: no limit).
@@ -80,7 +87,7 @@ class AsyncClient:
             if remaining <= 0:
                 return await self.get(job_id)
             asked = loop.time()
-            body = await self._request("GET", f"/async-process/{job_id}",
+            body = await self._request("GET", _job_path(job_id),
                                        params={"return_timeout": f"{remaining:.3f}"},
                                        wait_s=remaining)
             job = Job.from_json(body)
@@ -91,19 +98,19 @@ class AsyncClient:
 
     async def cancel(self, job_id: str) -> Job:
         """Cancel: a queued or paused job ends at once, a running one is stopped."""
-        return Job.from_json(await self._request("POST", f"/async-process/{job_id}/cancel"))
+        return Job.from_json(await self._request("POST", _job_path(job_id, "cancel")))
 
     async def pause(self, job_id: str) -> Job:
         """Hold a queued job back, or stop a running one at its next checkpoint."""
-        return Job.from_json(await self._request("POST", f"/async-process/{job_id}/pause"))
+        return Job.from_json(await self._request("POST", _job_path(job_id, "pause")))
 
     async def resume(self, job_id: str) -> Job:
         """Let a paused job run again."""
-        return Job.from_json(await self._request("POST", f"/async-process/{job_id}/resume"))
+        return Job.from_json(await self._request("POST", _job_path(job_id, "resume")))
 
     async def delete(self, job_id: str) -> None:
         """Remove a terminal job's record."""
-        await self._request("DELETE", f"/async-process/{job_id}")
+        await self._request("DELETE", _job_path(job_id))
 
     async def list(self, *, process: str | None = None, state: str | None = None,
                    page_size: int = 100, limit: int | None = None) -> AsyncIterator[Job]:
@@ -127,7 +134,7 @@ class AsyncClient:
 
     async def events(self, job_id: str | None = None) -> AsyncIterator[Job]:
         """Follow one job (ends after its terminal event) or, without an id, every job."""
-        path = "/events" if job_id is None else f"/async-process/{job_id}/events"
+        path = "/events" if job_id is None else _job_path(job_id, "events")
         session = self._open()
         headers = {**self._headers, "Accept": "text/event-stream"}
         timeout = aiohttp.ClientTimeout(total=None, connect=self.timeout_s)
@@ -165,7 +172,7 @@ class AsyncClient:
     async def _poll_once(self, job_id: str, interval_s: float) -> Job:
         started = time.monotonic()
         job = Job.from_json(await self._request(
-            "GET", f"/async-process/{job_id}", params={"return_timeout": f"{interval_s:g}"},
+            "GET", _job_path(job_id), params={"return_timeout": f"{interval_s:g}"},
             wait_s=interval_s))
         spent = time.monotonic() - started
         if not job.terminal and spent < interval_s:

@@ -68,10 +68,13 @@ async def test_errors_carry_the_servers_code_and_details(client):
             await api.submit("no-such-process")
         with pytest.raises(ApiError) as invalid:
             await api.submit("sleep", {"seconds": "soon"})
+        with pytest.raises(ApiError) as escaped:
+            await api.get("../health")  # the id stays one path segment
     assert (missing.value.status, missing.value.code) == (404, "not_found")
     assert (unknown.value.status, unknown.value.code) == (404, "unknown_process")
     assert (invalid.value.status, invalid.value.code) == (400, "invalid_input")
     assert invalid.value.details[0]["path"] == "/seconds"
+    assert (escaped.value.status, escaped.value.code) == (404, "not_found")
 
 
 async def test_watch_reports_progress_until_the_end(make_client):
