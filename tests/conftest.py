@@ -43,7 +43,7 @@ async def client(make_client):
 @pytest.fixture
 def live_url(settings):
     """A real server in its own thread, for synchronous callers; yields its base URL."""
-    from support import server_thread
+    from tests.support import server_thread
 
     quick = dataclasses.replace(
         settings, server=dataclasses.replace(settings.server, shutdown_grace_s=0.1)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from support import needs_route
+from tests.support import needs_route
 
 from aioqueue.client import ApiError, AsyncClient, Client
 from aioqueue.engine import Registry

@@ -6,7 +6,7 @@ import dataclasses
 
 import schemathesis
 from hypothesis import HealthCheck, given, settings as hypothesis_settings
-from support import has_route, server_thread
+from tests.support import has_route, server_thread
 
 from aioqueue.openapi import build_openapi
 

@@ -6,8 +6,8 @@ import asyncio
 import json
 
 import pytest
-from browser import CHROMIUM, open_page
-from support import needs_route
+from tests.browser import CHROMIUM, open_page
+from tests.support import needs_route
 
 from aioqueue.engine import Registry
 

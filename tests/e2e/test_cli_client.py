@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import pty
@@ -9,7 +10,9 @@ import subprocess
 import sys
 
 import pytest
-from support import needs_route
+from tests.support import needs_route
+
+from .server import ServerProcess
 
 pytestmark = pytest.mark.e2e
 
@@ -141,21 +144,13 @@ def test_cancel_prints_the_cancelled_job(live_url):
     assert json.loads(waited.stdout)["error"]["code"] == "cancelled"
 
 
-def test_serve_still_runs_and_the_client_commands_reach_it(tmp_path):
-    server = subprocess.Popen(
-        [sys.executable, "-m", "aioqueue", "serve", "--port", "0", "--db",
-         str(tmp_path / "jobs.db"), "--log-level", "INFO"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+async def test_serve_still_runs_and_the_client_commands_reach_it(tmp_path):
+    server = await ServerProcess.start(tmp_path / "jobs.db")
     try:
-        url = None
-        for line in server.stderr:
-            if "listening on " in line:
-                url = line.split("listening on ")[1].split()[0]
-                break
-        assert url is not None, "the server never said where it listens"
-        done = aioqueue("submit", "echo", "--data", '{"via": "serve"}', "--wait", url=url)
-        assert done.returncode == 0, done.stderr
-        assert json.loads(done.stdout)["result"] == {"via": "serve"}
+        done = await asyncio.to_thread(
+            aioqueue, "submit", "echo", "--data", '{"via": "serve"}', "--wait", url=server.url)
     finally:
-        server.terminate()
-        assert server.wait(timeout=30) == 0
+        code = await server.terminate()
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["result"] == {"via": "serve"}
+    assert code == 0

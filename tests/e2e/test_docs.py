@@ -18,7 +18,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from support import has_route, server_thread
+from tests.support import has_route, server_thread
 
 from aioqueue.client import Client
 
