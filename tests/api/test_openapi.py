@@ -5,6 +5,11 @@ from __future__ import annotations
 import dataclasses
 
 import schemathesis
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance, response_headers_conformance, response_schema_conformance,
+    status_code_conformance,
+)
 from hypothesis import HealthCheck, given, settings as hypothesis_settings
 from tests.support import has_route, server_thread
 
@@ -61,6 +66,13 @@ async def test_served_document_names_this_servers_processes_and_limits(client):
 #: endpoints whose answer never ends; their own tests cover them
 _STREAMS = {"/events"}
 
+#: what the document promises: no 5xx, and every answer's status, content type, headers
+#: and body as described. Schemathesis's heuristics about which valid-looking requests a
+#: server should accept are left out: some rules (delay and run_at together, run_at at
+#: most a year ahead) are the server's to check and no OpenAPI schema can state them.
+CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
+          response_headers_conformance, response_schema_conformance]
+
 
 def test_live_server_conforms_to_its_document(settings):
     """schemathesis against a real socket: no 5xx, and every answer matches the document.
@@ -84,7 +96,7 @@ def test_live_server_conforms_to_its_document(settings):
             @hypothesis_settings(max_examples=25, deadline=None, derandomize=True,
                                  database=None, suppress_health_check=list(HealthCheck))
             def conforms(case):
-                case.call_and_validate(base_url=url)
+                case.call_and_validate(base_url=url, checks=CHECKS)
 
             conforms()
             ran.append(operation.label)
