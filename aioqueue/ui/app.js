@@ -48,10 +48,19 @@ function errorText(answer) {
 
 // ------------------------------------------------------------------ rendering
 
+let live = false;
+
 function upsert(job) {
   if (!job || !job.id) return;
   jobs.set(job.id, job);
   render();
+}
+
+// An answer to our own request (submit, cancel, ...) may be older than an event that
+// arrived before it: while the stream is live, an event already seen for the job wins.
+function upsertAnswer(job) {
+  if (live && job && jobs.has(job.id)) { render(); return; }
+  upsert(job);
 }
 
 function visible(job) {
@@ -142,13 +151,13 @@ function select(id) {
 
 async function refresh(id) {
   const answer = await api("GET", "async-process/" + id);
-  if (answer.ok) upsert(answer.data);
+  if (answer.ok) upsertAnswer(answer.data);
 }
 
 async function act(action) {
   if (!selected) return;
   const answer = await api("POST", `async-process/${selected}/${action}`);
-  if (answer.ok) { notice(""); upsert(answer.data); }
+  if (answer.ok) { notice(""); upsertAnswer(answer.data); }
   else if (answer.status === 405 || (answer.status === 404 && answer.data && answer.data.error
            && answer.data.error.message === "Not Found")) notice(`This server has no ${action}.`);
   else notice(`${action} refused: ${errorText(answer)}`);
@@ -163,7 +172,7 @@ async function loadList() {
   if ($("filter-state").value) q.set("state", $("filter-state").value);
   const answer = await api("GET", "async-process/?" + q);
   if (missing(answer.status)) { listSupported = false; return false; }
-  if (answer.ok) answer.data.jobs.forEach((job) => jobs.set(job.id, job));
+  if (answer.ok) answer.data.jobs.forEach((job) => { if (!live || !jobs.has(job.id)) jobs.set(job.id, job); });
   render();
   return answer.ok;
 }
@@ -187,10 +196,11 @@ function startPolling() {
   tick();
 }
 
-function setMode(text, live) {
+function setMode(text, isLive) {
+  live = isLive;
   const el = $("mode");
   el.textContent = text;
-  el.classList.toggle("live", live);
+  el.classList.toggle("live", isLive);
 }
 
 async function readEvents(resp) {
@@ -270,7 +280,7 @@ async function submit(event) {
   const answer = await api("POST", "async-process/?" + q, raw);
   if (!answer.ok) { notice("Submit refused: " + errorText(answer)); return; }
   notice("");
-  upsert(answer.data);
+  upsertAnswer(answer.data);
 }
 
 function init() {

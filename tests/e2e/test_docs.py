@@ -5,7 +5,8 @@ the test server's and the documented example ids changed to jobs made for the bl
 ``9f1c...`` an ended job, ``5d41...`` a running one, ``b194...`` one scheduled later.
 A ``# answers NNN`` line after a command is the status it must get; any other command
 must get a status below 400. A block that calls an endpoint this build lacks is skipped
-until the endpoint is merged.
+until the endpoint is merged, and so is one that needs a service this test does not run
+(a webhook receiver, an SMTP server): the server would refuse it as not configured.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ ENDED, RUNNING, LATER = ("9f1c2e4a7b8d4c0e9a1b2c3d4e5f6a7b", "5d41402abc4b2a76b9
                          "b1946ac92492d2347c6235b4d2611184")
 BLOCK = re.compile(r"^```sh\n(.*?)^```", re.S | re.M)
 STATUS = re.compile(r"^@@status=(\d{3})$", re.M)
+#: headers that need configured outside services (allowed callback hosts, SMTP)
+NEEDS_SERVICES = ("X-Callback-URL", "X-Notify-Email")
 
 
 def _commands(block: str) -> list[tuple[str, int | None]]:
@@ -91,6 +94,9 @@ def server(tmp_path_factory):
 @pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
 @pytest.mark.parametrize(("block", "commands"), _examples())
 def test_curl_example_runs_as_documented(server, block, commands, tmp_path):
+    services = [h for h in NEEDS_SERVICES if h in block]
+    if services:
+        pytest.skip(f"{', '.join(services)} need services this test does not run")
     missing = [f"{m} {p}" for m, p in map(_route, (c for c, _ in commands)) if not has_route(m, p)]
     if missing:
         pytest.skip(f"{', '.join(missing)} not in this build yet")
