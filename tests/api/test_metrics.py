@@ -7,6 +7,7 @@ import asyncio
 from prometheus_client.parser import text_string_to_metric_families
 
 from aioqueue.engine import Registry
+from tests.support import needs_route
 
 
 async def _samples(client) -> dict[tuple[str, tuple], float]:
@@ -72,3 +73,11 @@ async def test_each_app_counts_only_its_own_jobs(make_client):
     await first.post("/async-process/?process=echo&return_timeout=5", json=1)
     assert ("aioqueue_jobs_submitted_total", (("process", "echo"),)) in await _samples(first)
     assert ("aioqueue_jobs_submitted_total", (("process", "echo"),)) not in await _samples(second)
+
+
+@needs_route("POST", "/async-process/bulk")
+async def test_bulk_submissions_count_every_job(client):
+    resp = await client.post("/async-process/bulk?process=echo", json={"items": [1, 2, 3]})
+    assert resp.status == 202
+    found = await _samples(client)
+    assert found[("aioqueue_jobs_submitted_total", (("process", "echo"),))] == 3
