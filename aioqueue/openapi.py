@@ -309,9 +309,11 @@ def build_openapi(*, max_return_timeout_s: float = 120.0,
         "/metrics": {"get": {
             "operationId": "metrics",
             "summary": "Queue and HTTP figures in the Prometheus text format",
+            "description": "Its figures cover every client's jobs: where tokens are "
+                           "configured, only an admin token may read it.",
             "responses": _responses({200: {
                 "description": "Prometheus text exposition format 0.0.4.",
-                "content": {"text/plain": {"schema": {"type": "string"}}}}}, ()),
+                "content": {"text/plain": {"schema": {"type": "string"}}}}}, (403,)),
         }},
         "/openapi.json": {"get": {
             "operationId": "openapi",
