@@ -35,6 +35,7 @@ class Client:
         self.close()
 
     def close(self) -> None:
+        """Close the connections and stop the private loop; calling it again does nothing."""
         if self._loop.is_closed():
             return
         self._run(self._async.close())
@@ -53,7 +54,9 @@ class Client:
                 except StopAsyncIteration:
                     return
         finally:
-            self._run(agen.aclose())  # type: ignore[attr-defined]
+            # an iterator dropped after close() has nothing left to clean up on the loop
+            if not self._loop.is_closed():
+                self._run(agen.aclose())  # type: ignore[attr-defined]
 
     def submit(self, process: str, data: Any = None, *, wait: float = 0,
                priority: int | None = None, idempotency_key: str | None = None,

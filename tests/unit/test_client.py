@@ -209,3 +209,12 @@ def stub_thread():
         loop.call_soon_threadsafe(loop.stop)
         thread.join(10)
         loop.close()
+
+
+def test_an_iterator_kept_past_close_does_not_hang_or_raise(stub_thread):
+    client = Client(stub_thread)
+    jobs = client.list(page_size=2)
+    assert next(jobs).id == "a" * 32
+    client.close()
+    client.close()
+    jobs.close()  # runs the iterator's clean-up after the loop is gone
