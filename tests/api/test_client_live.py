@@ -88,15 +88,24 @@ async def test_watch_reports_progress_until_the_end(make_client):
         return "done"
 
     client = await make_client(registry)
-    seen = []
     async with AsyncClient(_url(client)) as api:
         job = await api.submit("two-steps")
-        async for update in api.watch(job.id, interval_s=0.05):
-            seen.append(update)
-            if update.progress is not None and update.progress.percent == 50:
+        # wait (with a deadline) until the progress is committed, so the watch starts from it
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 5
+        while (await api.get(job.id)).progress is None and loop.time() < deadline:
+            await asyncio.sleep(0.01)
+
+        async def follow() -> list:
+            seen = []
+            async for update in api.watch(job.id, interval_s=0.05):
+                seen.append(update)
                 step.set()
+            return seen
+
+        seen = await asyncio.wait_for(follow(), 10)
+    assert seen[0].progress is not None and seen[0].progress.message == "half"
     assert seen[-1].state == "success" and seen[-1].result == "done"
-    assert any(u.progress is not None and u.progress.message == "half" for u in seen)
 
 
 def test_sync_client_does_the_same_through_its_own_loop(live_url):
@@ -151,5 +160,9 @@ async def test_list_iterates_every_page(client):
 async def test_events_of_one_job_end_with_its_terminal_state(client):
     async with AsyncClient(_url(client)) as api:
         job = await api.submit("sleep", {"seconds": 0.2})
-        states = [update.state async for update in api.events(job.id)]
+
+        async def states() -> list[str]:
+            return [update.state async for update in api.events(job.id)]
+
+        states = await asyncio.wait_for(states(), 10)
     assert states[-1] == "success"
