@@ -62,15 +62,15 @@ def hello_server() -> Iterator[str]:
 
 
 @contextmanager
-def aioqueue_server(*extra: str, workers: int = 16) -> Iterator[tuple[str, str]]:
-    """An aioqueue server on a fresh database in a temp folder; yields (url, db path)."""
+def aioqueue_server(*extra: str, workers: int = 16) -> Iterator[tuple[str, str, subprocess.Popen]]:
+    """An aioqueue server on a fresh database in a temp folder; yields (url, db path, process)."""
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="aioqueue-bench-") as tmp:
         db = os.path.join(tmp, "bench.db")
         argv = [sys.executable, "-m", "aioqueue", "serve", "--port", str(port), "--db", db,
                 "--workers", str(workers), "--log-level", "WARNING", *extra]
-        with server(argv, f"http://127.0.0.1:{port}/health"):
-            yield f"http://127.0.0.1:{port}", db
+        with server(argv, f"http://127.0.0.1:{port}/health") as proc:
+            yield f"http://127.0.0.1:{port}", db, proc
 
 
 def require_wrk() -> str:

@@ -53,7 +53,7 @@ def main() -> None:
         rows.append(("hello-world 1 client p50 / p99 (ms)",
                      f"{hello_1['p50_ms']:.2f} / {hello_1['p99_ms']:.2f}"))
 
-    with aioqueue_server() as (url, db):
+    with aioqueue_server() as (url, db, _):
         submit = wrk(f"{url}/async-process/?process=echo&delay=86400", connections=c, seconds=s,
                      method="POST", body='{"a": 1}')
         rows.append(("durable submit, 202 path (req/s)",
@@ -61,7 +61,7 @@ def main() -> None:
         rows.append(("durable submit p50 / p99 (ms)",
                      f"{submit['p50_ms']:.2f} / {submit['p99_ms']:.2f}"))
 
-    with aioqueue_server() as (url, db):
+    with aioqueue_server() as (url, db, _):
         started = time.monotonic()
         e2e = wrk(f"{url}/async-process/?process=echo", connections=c, seconds=s,
                   method="POST", body='{"a": 1}')
@@ -70,7 +70,7 @@ def main() -> None:
         rows.append(("end-to-end no-op jobs/s (submit to terminal)",
                      f"{total / (finished - started):.0f} ({total} jobs)"))
 
-    with aioqueue_server() as (url, db):
+    with aioqueue_server() as (url, db, _):
         for clients in (1, 32):
             rt = wrk(f"{url}/async-process/?process=echo&return_timeout=5", connections=clients,
                      seconds=s, method="POST", body='{"a": 1}')

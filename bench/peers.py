@@ -37,7 +37,7 @@ end
 
 
 def run_aioqueue(jobs: int, workers: int) -> tuple[int, float]:
-    with aioqueue_server(workers=workers) as (url, db), \
+    with aioqueue_server(workers=workers) as (url, db, _), \
             tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         script.write(STOP_AFTER)
         script.flush()
