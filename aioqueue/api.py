@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -17,10 +18,11 @@ from aiohttp import web
 from .config import Settings
 from .engine import Engine
 from .errors import (
-    AioqueueError, Forbidden, IdempotencyConflict, InvalidRequest, InvalidTransition,
-    JobNotFound, Overloaded, RetryLater, Unauthorized, Unavailable, UnknownProcess,
+    AioqueueError, DuplicateJob, Forbidden, IdempotencyConflict, InvalidRequest,
+    InvalidTransition, JobNotFound, Overloaded, RetryLater, Unauthorized, Unavailable,
+    UnknownProcess,
 )
-from .models import is_job_id
+from .models import is_job_id, now_ms
 from .callbacks import check_callback_url, check_email
 from .openapi import build_openapi
 
@@ -38,6 +40,7 @@ _STATUS: dict[type[AioqueueError], int] = {
     UnknownProcess: 404,
     JobNotFound: 404,
     InvalidTransition: 409,
+    DuplicateJob: 409,
     IdempotencyConflict: 422,
     Overloaded: 429,
     Unavailable: 503,
@@ -111,6 +114,37 @@ def _integer(value: str, name: str) -> int:
     return number
 
 
+#: how far ahead a job may be scheduled, in seconds
+_MAX_DELAY_S = 365 * 86400
+
+
+def _run_at_ms(value: str) -> int:
+    """An ISO-8601 time with a zone (``Z`` or an offset) as epoch milliseconds."""
+    try:
+        stamp = datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidRequest(f"run_at must be an ISO-8601 time, not {value[:40]!r}") from None
+    if stamp.tzinfo is None:
+        raise InvalidRequest("run_at must name its time zone, e.g. 2026-11-25T17:00:00Z")
+    ms = round(stamp.timestamp() * 1000)
+    if ms > now_ms() + _MAX_DELAY_S * 1000:
+        raise InvalidRequest("run_at must be less than a year ahead")
+    return ms
+
+
+def _idempotency_key(request: web.Request) -> str | None:
+    """The ``Idempotency-Key`` header: 1 to 255 printable ASCII characters."""
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        return None
+    key = key.strip()
+    if len(key) >= 2 and key[0] == key[-1] == '"':
+        key = key[1:-1]  # the IETF draft sends it as a structured-field string
+    if not 1 <= len(key) <= 255 or not key.isascii() or not key.isprintable():
+        raise InvalidRequest("Idempotency-Key must be 1 to 255 printable ASCII characters")
+    return key
+
+
 def _prefer_wait(request: web.Request) -> str | None:
     """The ``wait`` preference of RFC 7240, if any."""
     for header in request.headers.getall("Prefer", ()):
@@ -162,9 +196,13 @@ async def _read_input(request: web.Request) -> tuple[Any, bytes]:
         raise InvalidRequest(f"the body is not valid JSON: {exc}") from None
 
 
+def _with_input(request: web.Request) -> bool:
+    return "input" in request.query.get("fields", "").split(",")
+
+
 def _job_answer(request: web.Request, job: Any, status: int | None = None,
                 headers: dict[str, str] | None = None) -> web.Response:
-    body = job.to_dict(with_input="input" in request.query.get("fields", "").split(","))
+    body = job.to_dict(with_input=_with_input(request))
     if status is None:
         status = 200 if job.terminal else 202
     if status == 202:
@@ -184,11 +222,16 @@ async def submit(request: web.Request) -> web.Response:
     wait_s, from_prefer = _wait_s(request)
     priority = _integer(request.query["priority"], "priority") if "priority" in request.query else 0
     delay = request.query.get("delay")
-    delay_s = _number(delay, "delay", 0, 365 * 86400) if delay is not None else 0.0
+    run_at = request.query.get("run_at")
+    if delay is not None and run_at is not None:
+        raise InvalidRequest("give either delay or run_at, not both")
+    delay_s = _number(delay, "delay", 0, _MAX_DELAY_S) if delay is not None else 0.0
+    run_at_ms = _run_at_ms(run_at) if run_at is not None else None
+    key = _idempotency_key(request)
     data, raw = await _read_input(request)
     job = await request.app[ENGINE].submit(
-        process, data, raw=raw, priority=priority, delay_s=delay_s, wait_s=wait_s,
-        owner=owner_of(request), **_notices(request),
+        process, data, raw=raw, priority=priority, delay_s=delay_s, run_at_ms=run_at_ms,
+        wait_s=wait_s, owner=owner_of(request), idempotency_key=key, **_notices(request),
     )
     headers = {"Preference-Applied": f"wait={wait_s:g}"} if from_prefer else None
     return _job_answer(request, job, headers=headers)
@@ -237,6 +280,43 @@ async def get_job(request: web.Request) -> web.Response:
     return _job_answer(request, job, status=200)
 
 
+async def list_jobs(request: web.Request) -> web.Response:
+    """GET /async-process/?process=&state=&limit=&after=: newest first, a page at a time."""
+    query = request.query
+    limit = _integer(query["limit"], "limit") if "limit" in query else 50
+    jobs, cursor = await request.app[ENGINE].list_jobs(
+        process=query.get("process") or None, state=query.get("state") or None, limit=limit,
+        after=query.get("after") or None, owner=owner_of(request),
+    )
+    with_input = _with_input(request)
+    return json_response({"jobs": [j.to_dict(with_input=with_input) for j in jobs],
+                          "next": cursor})
+
+
+async def cancel_job(request: web.Request) -> web.Response:
+    """POST /async-process/{id}/cancel"""
+    job = await request.app[ENGINE].cancel(_job_id(request), owner=owner_of(request))
+    return _job_answer(request, job, status=200)
+
+
+async def pause_job(request: web.Request) -> web.Response:
+    """POST /async-process/{id}/pause"""
+    job = await request.app[ENGINE].pause(_job_id(request), owner=owner_of(request))
+    return _job_answer(request, job, status=200)
+
+
+async def resume_job(request: web.Request) -> web.Response:
+    """POST /async-process/{id}/resume"""
+    job = await request.app[ENGINE].resume(_job_id(request), owner=owner_of(request))
+    return _job_answer(request, job, status=200)
+
+
+async def delete_job(request: web.Request) -> web.Response:
+    """DELETE /async-process/{id}: 204 for a terminal job, 409 for an active one."""
+    await request.app[ENGINE].delete(_job_id(request), owner=owner_of(request))
+    return web.Response(status=204)
+
+
 async def list_processes(request: web.Request) -> web.Response:
     """GET /processes"""
     return json_response({"processes": [p.describe() for p in request.app[ENGINE].registry]})
@@ -264,7 +344,13 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post(BASE, submit)
     app.router.add_post(BASE.rstrip("/"), submit)
     app.router.add_post(BASE + "bulk", submit_bulk)
+    app.router.add_get(BASE, list_jobs)
+    app.router.add_get(BASE.rstrip("/"), list_jobs)
     app.router.add_get(BASE + "{job_id}", get_job)
+    app.router.add_delete(BASE + "{job_id}", delete_job)
+    app.router.add_post(BASE + "{job_id}/cancel", cancel_job)
+    app.router.add_post(BASE + "{job_id}/pause", pause_job)
+    app.router.add_post(BASE + "{job_id}/resume", resume_job)
     app.router.add_get("/processes", list_processes)
     app.router.add_get("/health", health)
     app.router.add_get("/openapi.json", openapi)

@@ -14,6 +14,7 @@ from .api import ENGINE, SETTINGS, add_routes, error_middleware
 from .config import Settings
 from .engine import USER_REGISTRY, Engine, Registry, import_modules
 from .engine.command import command_process
+from .engine.retention import Retention
 from .hub import Hub
 from .metrics import METRICS, Metrics, metrics_handler
 from .models import Job
@@ -61,14 +62,18 @@ def create_app(settings: Settings, registry: Registry | None = None) -> web.Appl
 
         engine = Engine(store, registry, settings.engine, on_change=on_change)
         engine.observers.append(metrics)
+        retention = Retention(store, settings.retention)
         app[ENGINE] = engine
         try:
             await engine.start()
             # after recovery, whose interrupted jobs may have queued notices
             await notifier.start()
+            retention.start()
             yield
+            await retention.stop()
             await engine.drain(settings.server.shutdown_grace_s)
         finally:
+            await retention.stop()
             await notifier.close()
             await store.close()
 

@@ -101,6 +101,16 @@ class EventSettings:
 
 
 @dataclass(frozen=True)
+class RetentionSettings:
+    #: terminal jobs older than this (seconds since they ended) are purged; 0 keeps them
+    terminal_s: float = 7 * 86400.0
+    #: rows deleted per transaction, so a purge never holds the writer for long
+    batch_size: int = 500
+    #: seconds between purges
+    interval_s: float = 60.0
+
+
+@dataclass(frozen=True)
 class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     storage: StorageSettings = field(default_factory=StorageSettings)
@@ -108,6 +118,7 @@ class Settings:
     processes: ProcessSettings = field(default_factory=ProcessSettings)
     notify: NotifySettings = field(default_factory=NotifySettings)
     events: EventSettings = field(default_factory=EventSettings)
+    retention: RetentionSettings = field(default_factory=RetentionSettings)
 
     def with_overrides(self, section: str, **values: Any) -> Settings:
         """A copy with some keys of one section replaced (command-line options win over the file)."""

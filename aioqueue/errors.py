@@ -56,6 +56,12 @@ class IdempotencyConflict(AioqueueError):
     code = "idempotency_conflict"
 
 
+class DuplicateJob(AioqueueError):
+    """A new job reuses the idempotency key of a stored one (the engine answers with that one)."""
+
+    code = "duplicate"
+
+
 class Unauthorized(AioqueueError):
     """No token, or a token the server does not know."""
 

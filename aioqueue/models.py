@@ -42,10 +42,18 @@ TRANSITIONS: dict[JobState, frozenset[JobState]] = {
     JobState.RUNNING: frozenset(
         {JobState.QUEUED, JobState.PAUSED, JobState.SUCCESS, JobState.FAILURE}
     ),
-    JobState.PAUSED: frozenset({JobState.QUEUED, JobState.RUNNING, JobState.FAILURE}),
+    # a paused job whose handler returns before reaching a checkpoint still ends with its result
+    JobState.PAUSED: frozenset(
+        {JobState.QUEUED, JobState.RUNNING, JobState.SUCCESS, JobState.FAILURE}
+    ),
     JobState.SUCCESS: frozenset(),
     JobState.FAILURE: frozenset(),
 }
+
+
+def sources(target: JobState) -> frozenset[JobState]:
+    """The states from which ``target`` may be reached: the guard of every write to it."""
+    return frozenset(state for state, nexts in TRANSITIONS.items() if target in nexts)
 
 
 class ErrorCode(str, enum.Enum):

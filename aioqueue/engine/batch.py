@@ -102,9 +102,13 @@ class BatchContext:
         return _DONE
 
     def checkpoint(self) -> _Done:
-        """Raises ``JobCancelled`` once any job of the batch has been stopped."""
+        """Raises ``JobCancelled`` once any job of the batch has been stopped.
+
+        A batch does not wait while one of its jobs is paused: the others did not ask to.
+        """
         for ctx in self.contexts:
-            ctx.checkpoint()
+            if ctx.cancelled:
+                raise JobCancelled(ctx.job_id)
         return _DONE
 
     def __len__(self) -> int:

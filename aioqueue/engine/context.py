@@ -3,6 +3,10 @@
 The same methods serve ``async def`` handlers on the loop and plain ``def`` handlers in
 a thread: ``ctx.progress(...)`` records at once and returns an already-finished awaitable,
 so ``await ctx.progress(...)`` and a bare ``ctx.progress(...)`` both work.
+
+``ctx.checkpoint()`` is where a handler may be paused or stopped: while the job is
+paused, an ``async def`` handler's ``await ctx.checkpoint()`` waits on the loop and a
+thread handler's ``ctx.checkpoint()`` blocks its thread, until it is resumed or cancelled.
 """
 
 from __future__ import annotations
@@ -10,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import math
 import threading
-from collections.abc import Callable, Generator
+from collections.abc import Awaitable, Callable, Generator
 
 from ..errors import InvalidRequest
 from ..models import ErrorCode, Job, progress_json
@@ -55,6 +59,11 @@ class JobContext:
         self._loop = loop
         self._report = report
         self._cancelled = threading.Event()
+        # set while the job may run; cleared while it is paused (one event per side)
+        self._go = threading.Event()
+        self._go.set()
+        self._go_async = asyncio.Event()
+        self._go_async.set()
 
     def progress(self, percent: float | None = None, message: str | None = None) -> _Done:
         """Report progress (percent from 0 to 100, and/or a short message)."""
@@ -72,19 +81,46 @@ class JobContext:
             self._loop.call_soon_threadsafe(self._report, self.job_id, payload)
         return _DONE
 
-    def checkpoint(self) -> _Done:
-        """A safe place to stop: raises ``JobCancelled`` once the job has been cancelled."""
+    def checkpoint(self) -> Awaitable[None]:
+        """A safe place to stop or pause: raises ``JobCancelled`` once the job has been
+        cancelled, and waits while it is paused."""
+        if self._cancelled.is_set():
+            raise JobCancelled(self.job_id)
+        if self._go.is_set():
+            return _DONE
+        if _on_loop(self._loop):
+            return self._wait_async()
+        self._go.wait()
         if self._cancelled.is_set():
             raise JobCancelled(self.job_id)
         return _DONE
+
+    async def _wait_async(self) -> None:
+        await self._go_async.wait()
+        if self._cancelled.is_set():
+            raise JobCancelled(self.job_id)
 
     @property
     def cancelled(self) -> bool:
         """True once a client has asked to cancel the job."""
         return self._cancelled.is_set()
 
+    @property
+    def paused(self) -> bool:
+        """True while a client holds the job paused."""
+        return not self._go.is_set()
+
     def _cancel(self) -> None:
         self._cancelled.set()
+        self._resume()
+
+    def _pause(self) -> None:
+        self._go.clear()
+        self._go_async.clear()
+
+    def _resume(self) -> None:
+        self._go.set()
+        self._go_async.set()
 
 
 def _on_loop(loop: asyncio.AbstractEventLoop) -> bool:

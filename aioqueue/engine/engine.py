@@ -5,6 +5,10 @@ never more than there are free workers, so a claimed job starts at once. A job s
 while a worker is free and nothing older is due is stored directly as ``running`` and
 handed to the worker without waiting for a claim. Waiters on a job's end are futures,
 resolved after the terminal state is committed; nothing polls the database in a loop.
+
+A process with a ``concurrency`` limit is never handed off: the claim counts its running
+jobs and leaves it out while it is full. What clients do to existing jobs (cancel, pause,
+resume, delete, list, idempotent replays) is in ``control``.
 """
 
 from __future__ import annotations
@@ -12,26 +16,29 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import orjson
 
 from ..config import EngineSettings
-from ..errors import Unavailable
+from ..errors import DuplicateJob, Unavailable
 from ..models import ErrorCode, Job, JobState, error_json, new_job_id, now_ms
 from ..store import Store
 from .batch import Arrivals, bulk_jobs, dump_input, run_batch
 from .context import JobCancelled, JobContext
-from .outcome import GIVE_BACK, Outcome, Running, failed, raised, succeeded
+from .control import JobControl, request_digest
 from .observer import JobObserver
+from .outcome import GIVE_BACK, Outcome, failed, raised, succeeded
 from .registry import Registry
+from .running import Running, TimedOut
 from .waiters import Waiters
 
 log = logging.getLogger(__name__)
 
 
-class Engine:
+class Engine(JobControl):
     """Owns the queue and the workers. Knows nothing of HTTP."""
 
     def __init__(
@@ -50,7 +57,12 @@ class Engine:
         self._wake = asyncio.Event()
         self._next_due_ms: int | None = None  # when the earliest queued job is due
         self._noted_ms: int | None = None  # earliest job queued since the claim began
+        #: every job claimed or handed off and not yet ended, from its claim on
         self._running: dict[str, Running] = {}
+        #: how many of those each process has, for concurrency limits
+        self._busy: Counter[str] = Counter()
+        #: processes the last claim left out because they were at their limit
+        self._full: set[str] = set()
         self._waiters = Waiters()
         self._tasks: list[asyncio.Task] = []
         self._on_change = on_change
@@ -102,26 +114,40 @@ class Engine:
 
     async def submit(
         self, process: str, data: Any, *, raw: bytes | None = None, priority: int = 0,
-        delay_s: float = 0.0, wait_s: float = 0.0, owner: str | None = None,
-        callback_url: str | None = None, notify_email: str | None = None,
+        delay_s: float = 0.0, run_at_ms: int | None = None, wait_s: float = 0.0,
+        owner: str | None = None, callback_url: str | None = None,
+        notify_email: str | None = None, idempotency_key: str | None = None,
     ) -> Job:
         """Store a new job durably and return it; with ``wait_s``, wait that long for its end.
 
         ``raw`` is the input as JSON bytes when the caller has them already; ``owner`` is
         the client the job belongs to (None where there is no authentication);
-        ``callback_url`` and ``notify_email`` are told when the job ends.
+        ``callback_url`` and ``notify_email`` are told when the job ends. It starts no
+        earlier than ``run_at_ms`` if given, else ``delay_s`` from now. An
+        ``idempotency_key`` this owner used before returns (and waits for) the first job,
+        or raises ``IdempotencyConflict`` if that request was a different one.
         """
         if not self.accepting:
             raise Unavailable("the server is shutting down")
         proc = self.registry.get(process)
         proc.validate(data)
+        request_hash = None
+        if idempotency_key is not None:
+            request_hash = request_digest(proc.name, data)
+            first = await self.store.find_by_key(idempotency_key, owner=owner)
+            if first is not None:
+                return await self._replay(first, request_hash, wait_s)
         if raw is None:
             raw = dump_input(data)
         now = now_ms()
-        scheduled = now + max(0, round(delay_s * 1000))
+        if run_at_ms is not None:
+            scheduled = max(now, run_at_ms)
+        else:
+            scheduled = now + max(0, round(delay_s * 1000))
         handoff = (
             scheduled <= now
             and proc.batch_size == 1  # batch jobs wait in the table, where a batch collects them
+            and proc.concurrency is None  # limited ones go through the claim, which counts
             and self._free > 0
             and (self._next_due_ms is None or self._next_due_ms > now)
         )
@@ -133,13 +159,21 @@ class Engine:
             created_at_ms=now, scheduled_at_ms=scheduled,
             started_at_ms=now if handoff else None, ended_at_ms=None, owner=owner,
             callback_url=callback_url, notify_email=notify_email,
+            idempotency_key=idempotency_key, request_hash=request_hash,
         )
         if handoff:
             self._free -= 1
         waiter = self._waiters.add(job.id) if wait_s > 0 else None
         try:
             # shielded: a caller that goes away must not cancel the commit's future
-            await asyncio.shield(self._store_new(job, handoff))
+            try:
+                await asyncio.shield(self._store_new(job, handoff))
+            except DuplicateJob:
+                # the same key committed first, in this batch or an earlier one
+                first = await self.store.find_by_key(idempotency_key or "", owner=owner)
+                if first is None:
+                    raise Unavailable("the job with this idempotency key vanished") from None
+                return await self._replay(first, request_hash, wait_s)
             if waiter is None:
                 return job
             ended = await self._waiters.wait(waiter, wait_s)
@@ -162,7 +196,7 @@ class Engine:
             else:
                 self._submitted(job)
                 if handoff:
-                    self._queue.put_nowait(job)
+                    self._launch(job)
                 else:
                     self._note_queued(job.scheduled_at_ms)
 
@@ -277,18 +311,37 @@ class Engine:
         wanted = self._free
         now = now_ms()
         self._noted_ms = None
-        jobs = await self.store.claim(wanted, now)
+        jobs = await self.store.claim(wanted, now, self._caps(wanted))
         for job in jobs:
             self._free -= 1
-            self._queue.put_nowait(job)
+            self._launch(job)
             self._changed(job)
+        caps = self._caps(wanted)
+        self._full = set() if caps is None else {n for n, cap in caps.items() if cap <= 0}
         if len(jobs) == wanted:
             self._next_due_ms = now
             return
-        due = await self.store.next_due_ms()
+        due = await self.store.next_due_ms(
+            None if caps is None else [n for n, cap in caps.items() if cap > 0])
         # a job queued while we claimed and read may be missing from what we read
         noted = self._noted_ms
         self._next_due_ms = due if noted is None else noted if due is None else min(due, noted)
+
+    def _caps(self, wanted: int) -> dict[str, int] | None:
+        """How many jobs of each process a claim may take; None when no process has a limit."""
+        procs = list(self.registry)
+        if all(proc.concurrency is None for proc in procs):
+            return None
+        return {
+            proc.name: wanted if proc.concurrency is None
+            else min(wanted, proc.concurrency - self._busy[proc.name])
+            for proc in procs
+        }
+
+    def _launch(self, job: Job) -> None:
+        """Hand a job now ``running`` in the store to the workers (one is reserved for it)."""
+        self._begin(job)
+        self._queue.put_nowait(job)
 
     # ---------------------------------------------------------------- working
 
@@ -300,7 +353,7 @@ class Engine:
                 log.exception("job %s: the worker failed outside the handler", job.id)
             finally:
                 self._free += 1
-                if self._next_due_ms is not None:
+                if self._next_due_ms is not None or job.process in self._full:
                     self._wake.set()
 
     async def _run(self, job: Job) -> None:
@@ -310,6 +363,8 @@ class Engine:
             return
         run = self._begin(job)
         try:
+            if run.stop_reason == "cancel":
+                return  # cancelled while it waited for this worker; its end is written
             if not self.accepting:
                 run.stop_reason = "drain"
                 outcome = GIVE_BACK
@@ -320,12 +375,19 @@ class Engine:
             self._finish_run(run)
 
     def _begin(self, job: Job) -> Running:
-        run = Running(job, JobContext(job, asyncio.get_running_loop(), self._progress))
-        self._running[job.id] = run
+        """The job's ``Running``, made at its claim so a control request always finds it."""
+        run = self._running.get(job.id)
+        if run is None:
+            run = Running(job, JobContext(job, asyncio.get_running_loop(), self._progress))
+            self._running[job.id] = run
+            self._busy[job.process] += 1
         return run
 
     def _finish_run(self, run: Running) -> None:
         del self._running[run.job.id]
+        self._busy[run.job.process] -= 1
+        if not self._busy[run.job.process]:
+            del self._busy[run.job.process]
         run.done.set()
 
     def _progress(self, job_id: str, payload: bytes) -> None:
@@ -348,8 +410,8 @@ class Engine:
         )
         run.task = asyncio.ensure_future(call)
         try:
-            result = await asyncio.wait_for(run.task, proc.timeout_s)
-        except TimeoutError:
+            result = await run.supervise(proc.timeout_s)
+        except TimedOut:
             return failed(run, ErrorCode.TIMEOUT,
                                 f"the job ran past its timeout of {proc.timeout_s} s")
         except (asyncio.CancelledError, JobCancelled):
@@ -364,7 +426,13 @@ class Engine:
         return succeeded(run, result)
 
     async def _record(self, run: Running, outcome: Outcome) -> None:
-        """Write the outcome; protected from cancellation so the end is never half-written."""
+        """Write the outcome; protected from cancellation so the end is never half-written.
+
+        A job a client cancelled has its end written already.
+        """
+        run.ending = True
+        if run.stop_reason == "cancel":
+            return
         job = run.job
         if outcome.state is JobState.QUEUED:
             if outcome.retry:
@@ -383,7 +451,7 @@ class Engine:
             job.id, outcome.state, result=outcome.result, error=outcome.error,
             ended_at_ms=ended_at))
         if not written:
-            log.error("job %s: the end was not recorded, it was no longer active", job.id)
+            log.info("job %s: the end was not recorded, a client ended it first", job.id)
             return
         self._ended(job.evolve(state=outcome.state, result=outcome.result,
                                error=outcome.error, ended_at_ms=ended_at))
@@ -393,7 +461,4 @@ class Engine:
         return base * random.uniform(0.5, 1.5)
 
     def _stop(self, run: Running, reason: str) -> None:
-        run.stop_reason = reason
-        run.ctx._cancel()
-        if run.task is not None:
-            run.task.cancel()
+        run.stop(reason)

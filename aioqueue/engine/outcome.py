@@ -6,25 +6,14 @@ and give back jobs by the same rules.
 
 from __future__ import annotations
 
-import asyncio
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
-from ..models import ErrorCode, Job, JobState, error_json
-from .context import JobContext, ProcessFailed
-
-
-@dataclass
-class Running:
-    """A job a worker is running, and why it may be stopped early."""
-
-    job: Job
-    ctx: JobContext
-    task: asyncio.Future | None = None
-    stop_reason: str | None = None  # "cancel" (a client asked) or "drain" (shutdown)
-    done: asyncio.Event = field(default_factory=asyncio.Event)
+from ..models import ErrorCode, JobState, error_json
+from .context import ProcessFailed
+from .running import Running
 
 
 @dataclass(frozen=True)

@@ -16,18 +16,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import aiosqlite
 
-from ..errors import Unavailable
-from ..models import ACTIVE, ErrorCode, Job, JobState, error_json
+from ..errors import DuplicateJob, Unavailable
+from ..models import ACTIVE, ErrorCode, Job, JobState, error_json, sources
+from .control import ControlQueries
 from .outbox import OutboxQueries
 from .schema import (
     _INSERT, CLAIM_SQL, COLUMNS, MIGRATIONS, NEXT_DUE_SQL, SCHEMA_VERSION, _job_to_row,
-    _row_to_job,
+    _row_to_job, states_sql,
 )
 
 log = logging.getLogger(__name__)
@@ -58,7 +59,7 @@ class _Batch:
         return bool(self.inserts or self.writes or self.progress)
 
 
-class Store(OutboxQueries):
+class Store(ControlQueries, OutboxQueries):
     """SQLite storage for jobs. Open it, use it from one event loop, close it."""
 
     def __init__(self, path: str, *, synchronous: str = "FULL") -> None:
@@ -217,7 +218,7 @@ class Store(OutboxQueries):
                 _settle(write.future, result)
 
     async def _settle_inserts(self, inserts: list[_Insert], stored: int, expected: int) -> None:
-        """Answer each insert; one whose rows a unique index refused gets ``IntegrityError``."""
+        """Answer each insert; one whose rows a unique index refused gets ``DuplicateJob``."""
         missing: set[str] = set()
         if stored < expected:
             ids = [row[0] for insert in inserts for row in insert.rows]
@@ -226,7 +227,7 @@ class Store(OutboxQueries):
             missing = set(ids) - present
         for insert in inserts:
             if missing and any(row[0] in missing for row in insert.rows):
-                _settle(insert.future, sqlite3.IntegrityError("a unique key is already taken"))
+                _settle(insert.future, DuplicateJob("a job with this idempotency key exists"))
             else:
                 _settle(insert.future, None)
 
@@ -235,8 +236,8 @@ class Store(OutboxQueries):
     def insert(self, jobs: Sequence[Job]) -> asyncio.Future:
         """Store new jobs with the next commit; the future is done once they are committed.
 
-        It fails with ``sqlite3.IntegrityError`` when a unique key (not the id) is already
-        taken; jobs that carry unique keys are inserted one per call, so that all or none is
+        It fails with ``DuplicateJob`` when a unique key (not the id: the owner's
+        idempotency key) is already taken; jobs that carry unique keys are inserted one per call, so that all or none is
         stored. The write happens even if nobody awaits the future.
         """
         if self._closing:
@@ -246,9 +247,19 @@ class Store(OutboxQueries):
         self._wake.set()
         return future
 
-    async def claim(self, limit: int, now_ms: int) -> list[Job]:
-        """Mark up to ``limit`` due queued jobs running (attempts + 1), highest priority first."""
-        rows = await self._enqueue(CLAIM_SQL, (now_ms, now_ms, limit), fetch=True)
+    async def claim(
+        self, limit: int, now_ms: int, caps: Mapping[str, int] | None = None
+    ) -> list[Job]:
+        """Mark up to ``limit`` due queued jobs running (attempts + 1), highest priority first.
+
+        With ``caps``, only the processes named there are claimed, each at most its cap:
+        the engine leaves out processes at their concurrency limit. Each process is then
+        a seek on ``jobs_claim_process``, so a full process's backlog is never scanned.
+        """
+        if caps is None:
+            rows = await self._enqueue(CLAIM_SQL, (now_ms, now_ms, limit), fetch=True)
+        else:
+            rows = await self._claim_capped(limit, now_ms, caps)
         jobs = [_row_to_job(r) for r in rows]
         jobs.sort(key=lambda j: (-j.priority, j.scheduled_at_ms))
         return jobs
@@ -294,10 +305,14 @@ class Store(OutboxQueries):
     async def requeue(
         self, job_id: str, *, scheduled_at_ms: int, give_back_attempt: bool = False
     ) -> bool:
-        """Put a running job back in the queue (a retry, or a drain that gives the attempt back)."""
+        """Put a running job back in the queue (a retry, or a drain that gives the attempt back).
+
+        A job a client paused while it ran stays paused: it waits for its resume, not a worker.
+        """
         count = await self._enqueue(
-            "UPDATE jobs SET state = 'queued', scheduled_at_ms = ?, "
-            "attempts = attempts - ? WHERE id = ? AND state = 'running'",
+            "UPDATE jobs SET state = CASE state WHEN 'paused' THEN 'paused' ELSE 'queued' END, "
+            "scheduled_at_ms = ?, attempts = attempts - ? "
+            f"WHERE id = ? AND state IN ({states_sql(sources(JobState.QUEUED))})",
             (scheduled_at_ms, 1 if give_back_attempt else 0, job_id),
         )
         return count == 1
@@ -335,10 +350,12 @@ class Store(OutboxQueries):
         )
         return _row_to_job(rows[0]) if rows else None
 
-    async def next_due_ms(self) -> int | None:
-        """When the earliest queued job becomes due, or None when nothing is queued."""
-        rows = await self._read(NEXT_DUE_SQL, ())
-        return rows[0][0]
+    async def next_due_ms(self, processes: Collection[str] | None = None) -> int | None:
+        """When the earliest queued job (of ``processes`` if given) becomes due; None if none."""
+        if processes is None:
+            rows = await self._read(NEXT_DUE_SQL, ())
+            return rows[0][0]
+        return await self._next_due_of(processes)
 
     async def count_active(self) -> int:
         """How many jobs are queued, running or paused."""

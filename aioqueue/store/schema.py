@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from ..models import TERMINAL, Job, JobState
@@ -17,8 +17,15 @@ COLUMNS = (
     "request_hash, callback_url, notify_email"
 )
 
-_STATES = ", ".join(f"'{s.value}'" for s in JobState)
-_TERMINAL = ", ".join(f"'{s.value}'" for s in TERMINAL)
+
+
+def states_sql(states: Iterable[JobState]) -> str:
+    """A set of states as an SQL list of literals, for ``state IN (...)`` guards."""
+    return ", ".join(f"'{s.value}'" for s in sorted(states, key=lambda s: s.value))
+
+
+_STATES = states_sql(JobState)
+_TERMINAL = states_sql(TERMINAL)
 
 #: schema migrations; entry N brings ``PRAGMA user_version`` from N to N + 1
 MIGRATIONS: list[list[str]] = [
@@ -87,6 +94,15 @@ MIGRATIONS: list[list[str]] = [
         # a batch handler claims queued jobs of its own process
         "CREATE INDEX jobs_claim_process ON jobs (process, priority DESC, scheduled_at_ms) "
         "WHERE state = 'queued'",
+    ],
+    [
+        # one job per client and key; NULL owners (no authentication) share one scope
+        "CREATE UNIQUE INDEX jobs_idempotency ON jobs (coalesce(owner, ''), idempotency_key) "
+        "WHERE idempotency_key IS NOT NULL",
+        # the sleep per process, so a process at its concurrency limit is left out by a seek
+        "CREATE INDEX jobs_due_process ON jobs (process, scheduled_at_ms) WHERE state = 'queued'",
+        # a client's own listing, newest first
+        "CREATE INDEX jobs_owner ON jobs (owner, seq)",
     ],
 ]
 

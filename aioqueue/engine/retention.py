@@ -1,0 +1,65 @@
+"""Retention: a background task that deletes terminal jobs once they are old enough.
+
+It deletes in small batches, each its own transaction through the store's group-commit
+writer, so submissions committed meanwhile never wait behind a long purge.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from contextlib import suppress
+
+from ..config import RetentionSettings
+from ..errors import Unavailable
+from ..models import now_ms
+from ..store import Store
+
+log = logging.getLogger(__name__)
+
+
+class Retention:
+    """Purges terminal jobs older than ``settings.terminal_s`` every ``settings.interval_s``."""
+
+    def __init__(self, store: Store, settings: RetentionSettings) -> None:
+        if settings.batch_size < 1:
+            raise ValueError("retention.batch_size must be at least 1")
+        if settings.interval_s <= 0:
+            raise ValueError("retention.interval_s must be positive")
+        self.store = store
+        self.settings = settings
+        self._task: asyncio.Task | None = None
+
+    def start(self) -> None:
+        """Start purging in the background (nothing happens when retention is 0)."""
+        if self.settings.terminal_s > 0 and self._task is None:
+            self._task = asyncio.create_task(self._loop(), name="aioqueue-retention")
+
+    async def stop(self) -> None:
+        """Stop purging; a batch being deleted is committed or not, never half."""
+        if self._task is not None:
+            self._task.cancel()
+            with suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def purge(self) -> int:
+        """Delete every terminal job past the retention, a batch at a time; returns how many."""
+        cutoff = now_ms() - round(self.settings.terminal_s * 1000)
+        total = 0
+        while True:
+            deleted = await self.store.purge(cutoff, self.settings.batch_size)
+            total += deleted
+            if deleted < self.settings.batch_size:
+                return total
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                purged = await self.purge()
+            except Unavailable:
+                log.warning("retention: the store is unavailable; trying again later")
+            else:
+                if purged:
+                    log.info("retention: purged %d terminal jobs", purged)
+            await asyncio.sleep(self.settings.interval_s)

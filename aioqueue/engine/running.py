@@ -1,0 +1,92 @@
+"""A job a worker holds: its context, its handler task, and how it is being stopped or paused.
+
+The engine creates one when a job is claimed (or handed off), before a worker starts it,
+so a client's cancel or pause always finds the job it raced with.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from contextlib import suppress
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..models import Job
+from .context import JobContext
+
+
+class TimedOut(Exception):
+    """The handler ran past its process's timeout (paused time not counted)."""
+
+
+@dataclass
+class Running:
+    """A job a worker is running, and why it may be stopped early."""
+
+    job: Job
+    ctx: JobContext
+    task: asyncio.Future | None = None
+    #: "cancel" (a client asked; the end is already written) or "drain" (shutdown)
+    stop_reason: str | None = None
+    #: set once the worker is writing the job's outcome; a resume then waits for ``done``
+    ending: bool = False
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+    #: set whenever the job is paused or resumed, so the timeout clock can stop and restart
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def stop(self, reason: str) -> None:
+        """Tell the handler to stop: its task is cancelled, a thread sees it at a checkpoint.
+
+        A client's cancel is final: a later drain does not turn it into a re-queue.
+        """
+        if self.stop_reason == "cancel":
+            return
+        self.stop_reason = reason
+        self.ctx._cancel()
+        if self.task is not None:
+            self.task.cancel()
+
+    def pause(self) -> None:
+        """Hold the handler at its next checkpoint."""
+        self.ctx._pause()
+        self.changed.set()
+
+    def resume(self) -> None:
+        """Let the handler go on past its checkpoint."""
+        self.ctx._resume()
+        self.changed.set()
+
+    async def supervise(self, timeout_s: float | None) -> Any:
+        """The handler's result; ``TimedOut`` once it has run ``timeout_s`` unpaused seconds."""
+        task = self.task
+        assert task is not None
+        loop = asyncio.get_running_loop()
+        left = timeout_s
+        try:
+            while not task.done():
+                self.changed.clear()
+                paused = self.ctx.paused
+                started = loop.time()
+                changed = asyncio.ensure_future(self.changed.wait())
+                try:
+                    await asyncio.wait((task, changed), timeout=None if paused else left,
+                                       return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    changed.cancel()
+                if left is not None and not paused and not task.done():
+                    left -= loop.time() - started
+                    if left <= 0:
+                        task.cancel()
+                        task.add_done_callback(_consume)
+                        raise TimedOut()
+        except asyncio.CancelledError:
+            task.cancel()
+            task.add_done_callback(_consume)
+            raise
+        return task.result()
+
+
+def _consume(task: asyncio.Future) -> None:
+    """Fetch a late outcome of a handler nobody waits for, so it is not logged as lost."""
+    with suppress(asyncio.CancelledError, Exception):
+        task.result()
