@@ -24,7 +24,7 @@ import orjson
 from ..errors import InvalidRequest
 from ..models import ErrorCode, Job, JobState, new_job_id, now_ms
 from .context import _DONE, JobCancelled, JobContext, _Done
-from .outcome import GIVE_BACK, Outcome, Running, failed, raised, succeeded
+from .outcome import GIVE_BACK, Outcome, Running, failed, raised, record, succeeded
 from .registry import Process
 
 if TYPE_CHECKING:
@@ -125,7 +125,7 @@ async def run_batch(engine: Engine, first: Job, proc: Process) -> None:
         else:  # a drain began while the batch was collected: give every job back
             outcomes = [GIVE_BACK for _ in runs]
         for run, outcome in zip(runs, outcomes):
-            await engine._record(run, outcome)
+            await record(engine, run, outcome)
     finally:
         for run in runs:
             engine._finish_run(run)

@@ -104,6 +104,13 @@ class JobControl:
                 return
             await self._refuse(job_id, owner, "delete", TERMINAL, tries)
 
+    async def _replayed(self, key: str, owner: str | None, request_hash: str | None,
+                        wait_s: float) -> Job | None:
+        """The job this owner submitted with ``key`` (waited for like a new one), None if
+        there is none; ``IdempotencyConflict`` if it was submitted for another request."""
+        first = await self.store.find_by_key(key, owner=owner)
+        return None if first is None else await self._replay(first, request_hash, wait_s)
+
     async def _replay(self, first: Job, request_hash: str | None, wait_s: float) -> Job:
         """The answer to a repeated idempotency key: the first job, if the request matches."""
         if first.request_hash != request_hash:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -30,7 +29,7 @@ from .batch import Arrivals, bulk_jobs, dump_input, run_batch
 from .context import JobCancelled, JobContext
 from .control import JobControl, request_digest
 from .observer import JobObserver
-from .outcome import GIVE_BACK, Outcome, failed, raised, succeeded
+from .outcome import GIVE_BACK, Outcome, failed, raised, record, succeeded
 from .registry import Registry
 from .running import Running, TimedOut
 from .waiters import Waiters
@@ -134,9 +133,9 @@ class Engine(JobControl):
         request_hash = None
         if idempotency_key is not None:
             request_hash = request_digest(proc.name, data)
-            first = await self.store.find_by_key(idempotency_key, owner=owner)
+            first = await self._replayed(idempotency_key, owner, request_hash, wait_s)
             if first is not None:
-                return await self._replay(first, request_hash, wait_s)
+                return first
         if raw is None:
             raw = dump_input(data)
         now = now_ms()
@@ -168,12 +167,11 @@ class Engine(JobControl):
             # shielded: a caller that goes away must not cancel the commit's future
             try:
                 await asyncio.shield(self._store_new(job, handoff))
-            except DuplicateJob:
-                # the same key committed first, in this batch or an earlier one
-                first = await self.store.find_by_key(idempotency_key or "", owner=owner)
+            except DuplicateJob:  # the same key committed first, in this batch or before
+                first = await self._replayed(idempotency_key or "", owner, request_hash, wait_s)
                 if first is None:
                     raise Unavailable("the job with this idempotency key vanished") from None
-                return await self._replay(first, request_hash, wait_s)
+                return first
             if waiter is None:
                 return job
             ended = await self._waiters.wait(waiter, wait_s)
@@ -311,12 +309,12 @@ class Engine(JobControl):
         wanted = self._free
         now = now_ms()
         self._noted_ms = None
-        jobs = await self.store.claim(wanted, now, self._caps(wanted))
+        jobs = await self.store.claim(wanted, now, self.registry.caps(self._busy, wanted))
         for job in jobs:
             self._free -= 1
             self._launch(job)
             self._changed(job)
-        caps = self._caps(wanted)
+        caps = self.registry.caps(self._busy, wanted)
         self._full = set() if caps is None else {n for n, cap in caps.items() if cap <= 0}
         if len(jobs) == wanted:
             self._next_due_ms = now
@@ -326,17 +324,6 @@ class Engine(JobControl):
         # a job queued while we claimed and read may be missing from what we read
         noted = self._noted_ms
         self._next_due_ms = due if noted is None else noted if due is None else min(due, noted)
-
-    def _caps(self, wanted: int) -> dict[str, int] | None:
-        """How many jobs of each process a claim may take; None when no process has a limit."""
-        procs = list(self.registry)
-        if all(proc.concurrency is None for proc in procs):
-            return None
-        return {
-            proc.name: wanted if proc.concurrency is None
-            else min(wanted, proc.concurrency - self._busy[proc.name])
-            for proc in procs
-        }
 
     def _launch(self, job: Job) -> None:
         """Hand a job now ``running`` in the store to the workers (one is reserved for it)."""
@@ -370,7 +357,7 @@ class Engine(JobControl):
                 outcome = GIVE_BACK
             else:
                 outcome = await self._execute(run)
-            await self._record(run, outcome)
+            await record(self, run, outcome)
         finally:
             self._finish_run(run)
 
@@ -424,41 +411,6 @@ class Engine(JobControl):
         except Exception as exc:
             return raised(run, exc)
         return succeeded(run, result)
-
-    async def _record(self, run: Running, outcome: Outcome) -> None:
-        """Write the outcome; protected from cancellation so the end is never half-written.
-
-        A job a client cancelled has its end written already.
-        """
-        run.ending = True
-        if run.stop_reason == "cancel":
-            return
-        job = run.job
-        if outcome.state is JobState.QUEUED:
-            if outcome.retry:
-                when = now_ms() + round(self._backoff_s(job.attempts) * 1000)
-            else:
-                when = job.scheduled_at_ms
-            await asyncio.shield(self.store.requeue(
-                job.id, scheduled_at_ms=when, give_back_attempt=not outcome.retry))
-            self._changed(job.evolve(
-                state=JobState.QUEUED, scheduled_at_ms=when,
-                attempts=job.attempts if outcome.retry else job.attempts - 1))
-            self._note_queued(when)
-            return
-        ended_at = now_ms()
-        written = await asyncio.shield(self.store.finish(
-            job.id, outcome.state, result=outcome.result, error=outcome.error,
-            ended_at_ms=ended_at))
-        if not written:
-            log.info("job %s: the end was not recorded, a client ended it first", job.id)
-            return
-        self._ended(job.evolve(state=outcome.state, result=outcome.result,
-                               error=outcome.error, ended_at_ms=ended_at))
-
-    def _backoff_s(self, attempts: int) -> float:
-        base = min(self.settings.retry_max_s, self.settings.retry_base_s * 2 ** (attempts - 1))
-        return base * random.uniform(0.5, 1.5)
 
     def _stop(self, run: Running, reason: str) -> None:
         run.stop(reason)

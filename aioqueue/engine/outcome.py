@@ -1,4 +1,4 @@
-"""A job in a worker's hands, and what its run comes to.
+"""What a job's run comes to, and how that is recorded.
 
 Shared by single jobs (``engine``) and batches (``engine.batch``), so that both end, retry
 and give back jobs by the same rules.
@@ -6,14 +6,23 @@ and give back jobs by the same rules.
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import random
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from ..models import ErrorCode, JobState, error_json
+from ..config import EngineSettings
+from ..models import ErrorCode, JobState, error_json, now_ms
 from .context import ProcessFailed
 from .running import Running
+
+if TYPE_CHECKING:
+    from .engine import Engine
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -53,3 +62,41 @@ def succeeded(run: Running, result: Any) -> Outcome:
         return Outcome(JobState.SUCCESS, result=orjson.dumps(result))
     except TypeError as exc:
         return failed(run, ErrorCode.EXCEPTION, f"the result is not JSON-serialisable: {exc}")
+
+
+async def record(engine: Engine, run: Running, outcome: Outcome) -> None:
+    """Write the outcome; protected from cancellation so the end is never half-written.
+
+    A job a client cancelled has its end written already.
+    """
+    run.ending = True
+    if run.stop_reason == "cancel":
+        return
+    job = run.job
+    if outcome.state is JobState.QUEUED:
+        if outcome.retry:
+            when = now_ms() + round(backoff_s(engine.settings, job.attempts) * 1000)
+        else:
+            when = job.scheduled_at_ms
+        await asyncio.shield(engine.store.requeue(
+            job.id, scheduled_at_ms=when, give_back_attempt=not outcome.retry))
+        engine._changed(job.evolve(
+            state=JobState.QUEUED, scheduled_at_ms=when,
+            attempts=job.attempts if outcome.retry else job.attempts - 1))
+        engine._note_queued(when)
+        return
+    ended_at = now_ms()
+    written = await asyncio.shield(engine.store.finish(
+        job.id, outcome.state, result=outcome.result, error=outcome.error,
+        ended_at_ms=ended_at))
+    if not written:
+        log.info("job %s: the end was not recorded, a client ended it first", job.id)
+        return
+    engine._ended(job.evolve(state=outcome.state, result=outcome.result,
+                           error=outcome.error, ended_at_ms=ended_at))
+
+
+def backoff_s(settings: EngineSettings, attempts: int) -> float:
+    """The wait before the retry after ``attempts`` runs: exponential, capped, +-50% jitter."""
+    base = min(settings.retry_max_s, settings.retry_base_s * 2 ** (attempts - 1))
+    return base * random.uniform(0.5, 1.5)

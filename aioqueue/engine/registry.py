@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -132,6 +132,18 @@ class Registry:
             return self._processes[name]
         except KeyError:
             raise UnknownProcess(f"no process is registered as {name!r}") from None
+
+    def caps(self, busy: Mapping[str, int], wanted: int) -> dict[str, int] | None:
+        """How many jobs of each process may start now, given how many each runs (``busy``);
+        None when no process has a ``concurrency`` limit (then nothing needs counting)."""
+        procs = self._processes.values()
+        if all(proc.concurrency is None for proc in procs):
+            return None
+        return {
+            proc.name: wanted if proc.concurrency is None
+            else min(wanted, proc.concurrency - busy.get(proc.name, 0))
+            for proc in procs
+        }
 
     def __contains__(self, name: str) -> bool:
         return name in self._processes
