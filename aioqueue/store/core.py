@@ -237,8 +237,9 @@ class Store(ControlQueries, OutboxQueries):
         """Store new jobs with the next commit; the future is done once they are committed.
 
         It fails with ``DuplicateJob`` when a unique key (not the id: the owner's
-        idempotency key) is already taken; jobs that carry unique keys are inserted one per call, so that all or none is
-        stored. The write happens even if nobody awaits the future.
+        idempotency key) is already taken; jobs that carry unique keys are inserted one
+        per call, so that all or none is stored. The write happens even if nobody awaits
+        the future.
         """
         if self._closing:
             raise Unavailable("the store is closed")
