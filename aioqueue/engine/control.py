@@ -1,5 +1,5 @@
-"""What clients do to jobs that exist: cancel, pause, resume, delete, list, and submit
-again under the same idempotency key.
+"""What clients do to jobs that exist: read, wait for, cancel, pause, resume, delete and
+list them, and submit again under the same idempotency key.
 
 Each change is one guarded write in the store; the running handler (if any) is told
 afterwards, in the order the writes were committed. A change the job's state does not
@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING
 
 import orjson
@@ -23,6 +23,7 @@ from ..models import TERMINAL, ErrorCode, Job, JobState, error_json, now_ms, sou
 if TYPE_CHECKING:
     from ..store import Store
     from .running import Running
+    from .waiters import Waiters
 
 #: the largest page a listing returns
 MAX_PAGE = 1000
@@ -38,12 +39,29 @@ class JobControl:
     store: Store
     _running: dict[str, Running]
 
+    _waiters: Waiters
+
     # provided by Engine: tell listeners of a change, wake a job's waiters, wake the
-    # dispatcher, wait for an end
+    # dispatcher
     _changed: Callable[[Job], None]
     _ended: Callable[[Job], None]
     _note_queued: Callable[[int], None]
-    wait: Callable[..., Awaitable[Job | None]]
+
+    async def get(self, job_id: str, *, owner: str | None = None) -> Job | None:
+        """The job as committed, or None; with ``owner``, only if that client owns it."""
+        return await self.store.get(job_id, owner=owner)
+
+    async def wait(self, job_id: str, timeout_s: float, *, owner: str | None = None) -> Job | None:
+        """The job once terminal, or as it stands after ``timeout_s``; None if there is none."""
+        waiter = self._waiters.add(job_id)
+        try:
+            job = await self.store.get(job_id, owner=owner)
+            if job is None or job.terminal or timeout_s <= 0:
+                return job
+            ended = await self._waiters.wait(waiter, timeout_s)
+            return ended if ended is not None else await self.store.get(job_id, owner=owner)
+        finally:
+            self._waiters.drop(job_id, waiter)
 
     async def cancel(self, job_id: str, *, owner: str | None = None) -> Job:
         """End a queued, paused or running job as ``failure``/``cancelled`` at once.

@@ -230,22 +230,6 @@ class Engine(JobControl):
             self._submitted(job)
         self._note_queued(jobs[0].scheduled_at_ms)
 
-    async def get(self, job_id: str, *, owner: str | None = None) -> Job | None:
-        """The job as committed, or None; with ``owner``, only if that client owns it."""
-        return await self.store.get(job_id, owner=owner)
-
-    async def wait(self, job_id: str, timeout_s: float, *, owner: str | None = None) -> Job | None:
-        """The job once terminal, or as it stands after ``timeout_s``; None if there is none."""
-        waiter = self._waiters.add(job_id)
-        try:
-            job = await self.store.get(job_id, owner=owner)
-            if job is None or job.terminal or timeout_s <= 0:
-                return job
-            ended = await self._waiters.wait(waiter, timeout_s)
-            return ended if ended is not None else await self.store.get(job_id, owner=owner)
-        finally:
-            self._waiters.drop(job_id, waiter)
-
     async def figures(self) -> tuple[dict[str, int], int]:
         """Active jobs per state, and how many the workers run now (for metrics)."""
         return await self.store.count_by_state(), len(self._running)
