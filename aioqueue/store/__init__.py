@@ -2,7 +2,9 @@
 
 from .control import list_query
 from .core import Store
-from .schema import CLAIM_SQL, COLUMNS, MIGRATIONS, NEXT_DUE_SQL, SCHEMA_VERSION
+from .schema import CLAIM_SQL, COLUMNS, MIGRATIONS, NEXT_DUE_SQL, PURGE_SQL, SCHEMA_VERSION
 
-__all__ = ["CLAIM_SQL", "COLUMNS", "MIGRATIONS", "NEXT_DUE_SQL", "SCHEMA_VERSION", "Store",
-           "list_query"]
+__all__ = [
+    "CLAIM_SQL", "COLUMNS", "MIGRATIONS", "NEXT_DUE_SQL", "PURGE_SQL", "SCHEMA_VERSION", "Store",
+    "list_query",
+]

@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
 from typing import Any
 
 from ..models import TERMINAL, Job, JobState, sources
-from .schema import COLUMNS, _row_to_job, states_sql
+from .schema import COLUMNS, PURGE_SQL, _row_to_job, states_sql
 
 
 def list_query(
@@ -127,13 +127,10 @@ class ControlQueries:
 
     async def purge(self, ended_before_ms: int, batch: int) -> int:
         """Remove up to ``batch`` terminal jobs that ended before the time given, oldest
-        first; returns how many. Small batches keep each transaction short."""
-        return await self._enqueue(
-            "DELETE FROM jobs WHERE seq IN (SELECT seq FROM jobs "
-            "WHERE ended_at_ms IS NOT NULL AND ended_at_ms < ? "
-            f"AND state IN ({states_sql(TERMINAL)}) ORDER BY ended_at_ms LIMIT ?)",
-            (ended_before_ms, batch),
-        )
+        first; returns how many. Small batches keep each transaction short, and walking
+        ``jobs_ended`` keeps each batch from sorting every terminal job (the planner, left
+        alone, picks ``jobs_state`` and sorts them all)."""
+        return await self._enqueue(PURGE_SQL, (ended_before_ms, batch))
 
     async def find_by_key(self, idempotency_key: str, *, owner: str | None) -> Job | None:
         """The job a client submitted with this idempotency key; owner None is the

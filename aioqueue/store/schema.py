@@ -117,6 +117,11 @@ CLAIM_SQL = (
     f"RETURNING {COLUMNS}"
 )
 NEXT_DUE_SQL = "SELECT min(scheduled_at_ms) FROM jobs INDEXED BY jobs_due WHERE state = 'queued'"
+PURGE_SQL = (
+    "DELETE FROM jobs WHERE seq IN (SELECT seq FROM jobs INDEXED BY jobs_ended "
+    "WHERE ended_at_ms IS NOT NULL AND ended_at_ms < ? "
+    f"AND state IN ({_TERMINAL}) ORDER BY ended_at_ms LIMIT ?)"
+)
 
 # a row that would break a unique index is skipped, not fatal: the batch's other rows stand
 _INSERT = (

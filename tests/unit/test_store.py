@@ -10,7 +10,7 @@ import pytest
 from aioqueue.errors import Unavailable
 from aioqueue.models import ErrorCode, Job, JobState, now_ms
 from tests.factories import make_job
-from aioqueue.store import CLAIM_SQL, NEXT_DUE_SQL, SCHEMA_VERSION, Store
+from aioqueue.store import CLAIM_SQL, NEXT_DUE_SQL, PURGE_SQL, SCHEMA_VERSION, Store
 
 
 @pytest.fixture
@@ -94,6 +94,7 @@ async def test_claim_takes_highest_priority_first_then_the_earliest(store):
 
 @pytest.mark.parametrize(("sql", "params", "index"), [
     (CLAIM_SQL, (0, 0, 5), "jobs_claim"), (NEXT_DUE_SQL, (), "jobs_due"),
+    (PURGE_SQL, (0, 5), "jobs_ended"),
 ])
 async def test_dispatcher_queries_walk_their_index_without_sorting(store, sql, params, index):
     with sqlite3.connect(store.path) as conn:
