@@ -52,6 +52,7 @@ class Engine(JobControl):
         self.settings = settings
         self.accepting = False
         self._free = settings.workers
+        self._released: set[str] = set()  # jobs whose worker slot was given back early
         self._queue: asyncio.Queue[Job | None] = asyncio.Queue(maxsize=settings.workers)
         self._wake = asyncio.Event()
         self._next_due_ms: int | None = None  # when the earliest queued job is due
@@ -272,7 +273,9 @@ class Engine(JobControl):
     async def _dispatch(self) -> None:
         while self.accepting:
             self._wake.clear()
-            if self._free > 0:
+            # claim only when something may be due: a wake that just moved a future
+            # deadline costs no commit
+            if self._free > 0 and self._next_due_ms is not None and self._next_due_ms <= now_ms():
                 try:
                     await self._claim()
                 except Unavailable:
@@ -323,9 +326,23 @@ class Engine(JobControl):
             except Exception:
                 log.exception("job %s: the worker failed outside the handler", job.id)
             finally:
-                self._free += 1
-                if self._next_due_ms is not None or job.process in self._full:
-                    self._wake.set()
+                if job.id not in self._released:
+                    self._release(job)
+                self._released.discard(job.id)
+
+    def _release(self, job: Job) -> None:
+        """Give the job's worker slot back, so the dispatcher may claim for it."""
+        self._free += 1
+        if self._next_due_ms is not None or job.process in self._full:
+            self._wake.set()
+
+    def _release_early(self, job: Job) -> None:
+        """The job's end is written with the next commit: let the claim that refills its
+        worker ride in that same commit instead of waiting for it (one commit per round
+        of jobs, not two). The claimed job waits at most that commit for its worker."""
+        if job.id not in self._released:
+            self._released.add(job.id)
+            self._release(job)
 
     async def _run(self, job: Job) -> None:
         proc = self.registry.get(job.process) if job.process in self.registry else None
@@ -359,6 +376,8 @@ class Engine(JobControl):
         self._busy[run.job.process] -= 1
         if not self._busy[run.job.process]:
             del self._busy[run.job.process]
+        if run.job.process in self._full:  # below its concurrency limit: its jobs may be due
+            self._note_queued(now_ms())
         run.done.set()
 
     def _progress(self, job_id: str, payload: bytes) -> None:

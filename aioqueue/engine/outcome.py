@@ -86,9 +86,11 @@ async def record(engine: Engine, run: Running, outcome: Outcome) -> None:
         engine._note_queued(when)
         return
     ended_at = now_ms()
-    written = await asyncio.shield(engine.store.finish(
+    ending = asyncio.ensure_future(engine.store.finish(
         job.id, outcome.state, result=outcome.result, error=outcome.error,
         ended_at_ms=ended_at))
+    engine._release_early(job)
+    written = await asyncio.shield(ending)
     if not written:
         log.info("job %s: the end was not recorded, a client ended it first", job.id)
         return
