@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from .api_auth import admit, creator_of, owner_of, principal_of
 from .config import Settings
 from .engine import Engine
 from .errors import (
@@ -80,6 +81,8 @@ async def error_middleware(
         headers = {}
         if isinstance(exc, RetryLater):
             headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after_s)))
+        if isinstance(exc, Unauthorized):
+            headers["WWW-Authenticate"] = 'Bearer realm="aioqueue"'
         return json_response(error_body(exc.code, exc.message, exc.details), status, headers)
     except web.HTTPException as exc:
         if exc.status < 400:
@@ -167,16 +170,6 @@ def _wait_s(request: web.Request) -> tuple[float, bool]:
     return 0.0, False
 
 
-#: set on the request by the authentication middleware: the client's name, or None
-#: when the caller may see every job (no tokens configured, or an admin token)
-OWNER = "aioqueue.owner"
-
-
-def owner_of(request: web.Request) -> str | None:
-    """Whose jobs this request may see and touch; None means all of them."""
-    return request.get(OWNER)
-
-
 def _job_id(request: web.Request) -> str:
     job_id = request.match_info["job_id"]
     if not is_job_id(job_id):
@@ -219,6 +212,7 @@ async def submit(request: web.Request) -> web.Response:
     process = request.query.get("process", "")
     if not process:
         raise InvalidRequest("the query parameter 'process' is required")
+    admit(request, process)
     wait_s, from_prefer = _wait_s(request)
     priority = _integer(request.query["priority"], "priority") if "priority" in request.query else 0
     delay = request.query.get("delay")
@@ -231,7 +225,7 @@ async def submit(request: web.Request) -> web.Response:
     data, raw = await _read_input(request)
     job = await request.app[ENGINE].submit(
         process, data, raw=raw, priority=priority, delay_s=delay_s, run_at_ms=run_at_ms,
-        wait_s=wait_s, owner=owner_of(request), idempotency_key=key, **_notices(request),
+        wait_s=wait_s, owner=creator_of(request), idempotency_key=key, **_notices(request),
     )
     headers = {"Preference-Applied": f"wait={wait_s:g}"} if from_prefer else None
     return _job_answer(request, job, headers=headers)
@@ -318,8 +312,12 @@ async def delete_job(request: web.Request) -> web.Response:
 
 
 async def list_processes(request: web.Request) -> web.Response:
-    """GET /processes"""
-    return json_response({"processes": [p.describe() for p in request.app[ENGINE].registry]})
+    """GET /processes: those the caller's token may run."""
+    principal = principal_of(request)
+    return json_response({"processes": [
+        p.describe() for p in request.app[ENGINE].registry
+        if principal is None or principal.may_run(p.name)
+    ]})
 
 
 async def health(request: web.Request) -> web.Response:

@@ -11,6 +11,8 @@ from aiohttp import web
 
 from . import sse, ui
 from .api import ENGINE, SETTINGS, add_routes, error_middleware
+from .api_auth import LIMITER, TOKENS, auth_middleware
+from .auth import TokenTable, check_listen
 from .config import Settings
 from .engine import USER_REGISTRY, Engine, Registry, import_modules
 from .engine.command import command_process
@@ -20,6 +22,7 @@ from .metrics import METRICS, Metrics, metrics_handler
 from .models import Job
 from .notify import Notifier
 from .processes import BUILTINS
+from .ratelimit import RateLimiter
 from .store import Store
 
 log = logging.getLogger("aioqueue")
@@ -43,13 +46,15 @@ def create_app(settings: Settings, registry: Registry | None = None) -> web.Appl
         registry = build_registry(settings)
     metrics = Metrics()
     app = web.Application(
-        middlewares=[metrics.middleware(), error_middleware],
+        middlewares=[metrics.middleware(), error_middleware, auth_middleware],
         client_max_size=settings.server.max_body_bytes,
     )
     app[SETTINGS] = settings
     hub = Hub(settings.events.max_pending)
     app[sse.HUB] = hub
     app[METRICS] = metrics
+    app[TOKENS] = TokenTable(settings.auth.tokens)
+    app[LIMITER] = RateLimiter(settings.limits.rate_per_s, settings.limits.rate_burst)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         store = Store(settings.storage.path, synchronous=settings.storage.synchronous)
@@ -60,7 +65,8 @@ def create_app(settings: Settings, registry: Registry | None = None) -> web.Appl
             hub.publish(job)
             notifier.on_change(job)
 
-        engine = Engine(store, registry, settings.engine, on_change=on_change)
+        engine = Engine(store, registry, settings.engine, limits=settings.limits,
+                        on_change=on_change)
         engine.observers.append(metrics)
         retention = Retention(store, settings.retention)
         app[ENGINE] = engine
@@ -90,8 +96,18 @@ def create_app(settings: Settings, registry: Registry | None = None) -> web.Appl
 
 
 async def serve(settings: Settings) -> None:
-    """Run until SIGTERM or SIGINT, then drain: refuse new jobs, finish or re-queue the rest."""
+    """Run until SIGTERM or SIGINT, then drain: refuse new jobs, finish or re-queue the rest.
+
+    Without tokens it listens on loopback only, and refuses any other address.
+    """
     app = create_app(settings)
+    tokens = app[TOKENS]
+    check_listen(settings.server.host, tokens)
+    if tokens.open:
+        log.warning("no tokens configured: open access for anyone on this machine, "
+                    "so listening on loopback only")
+    else:
+        log.info("%d tokens configured: every request but /health needs one", len(tokens))
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=5)
     await runner.setup()
     stop = asyncio.Event()

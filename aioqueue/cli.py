@@ -28,7 +28,34 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=int, help="worker tasks (default 16)")
     serve.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR (default INFO)")
     add_commands(commands)
+    token = commands.add_parser("token", help="manage client tokens")
+    token_commands = token.add_subparsers(dest="token_command", required=True)
+    new = token_commands.add_parser(
+        "new", help="print a fresh random token and the config lines that accept it"
+    )
+    new.add_argument("name", help="the client's name: letters, digits and '_.@-'")
+    new.add_argument("--process", action="append", dest="processes", metavar="NAME",
+                     help="a process the token may run (repeat it; default: every process)")
+    new.add_argument("--admin", action="store_true",
+                     help="the token sees and controls every client's jobs")
     return parser
+
+
+def _token_new(args: argparse.Namespace) -> int:
+    from .auth import config_lines, new_token
+
+    token, digest = new_token()
+    try:
+        lines = config_lines(args.name, digest, args.processes or ["*"], args.admin)
+    except ValueError as exc:
+        print(f"aioqueue: {exc}", file=sys.stderr)
+        return 2
+    print(f"token: {token}")
+    print("# Give the token to the client; it is not stored anywhere.")
+    print("# Paste these lines into the config file (only the hash goes there):")
+    print()
+    print(lines, end="")
+    return 0
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -48,6 +75,8 @@ def main(argv: list[str] | None = None) -> int:
             return run(args)
         except KeyboardInterrupt:
             return 130
+    if args.command == "token":
+        return _token_new(args)
     try:
         settings = _settings(args)
         logging.basicConfig(

@@ -7,6 +7,7 @@ type stops the start with a message that names the key and the file.
 from __future__ import annotations
 
 import dataclasses
+import re
 import tomllib
 import types
 import typing
@@ -100,6 +101,82 @@ class EventSettings:
     keepalive_s: float = 15.0
 
 
+_TOKEN_NAME = re.compile(r"[A-Za-z0-9_.@-]{1,64}")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+@dataclass(frozen=True)
+class TokenSettings:
+    """One client: the SHA-256 of its token (never the token), what it may run, whether admin."""
+
+    name: str = ""
+    sha256: str = ""
+    #: process names this token may submit; "*" allows every process, an empty list none
+    processes: list[str] = field(default_factory=list)
+    #: an admin sees and controls every client's jobs
+    admin: bool = False
+
+    def __post_init__(self) -> None:
+        if not _TOKEN_NAME.fullmatch(self.name):
+            raise ValueError(
+                "name must be 1 to 64 letters, digits or '_.@-', not " + repr(self.name)
+            )
+        digest = self.sha256.lower()
+        if not _SHA256.fullmatch(digest):
+            raise ValueError(f"token {self.name!r}: sha256 must be 64 hex characters "
+                             "(the hash printed by 'aioqueue token new', never the token)")
+        object.__setattr__(self, "sha256", digest)
+
+
+@dataclass(frozen=True)
+class AuthSettings:
+    """Tokens as ``[[auth.tokens]]`` entries or as ``[auth.tokens.NAME]`` tables; none = open."""
+
+    tokens: list[TokenSettings] | dict[str, TokenSettings] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        tokens = self.tokens
+        if isinstance(tokens, dict):
+            named = []
+            for key, token in tokens.items():
+                if token.name != key:
+                    raise ValueError(f"'tokens.{key}' has name {token.name!r}; leave it out "
+                                     "or make it the table's name")
+                named.append(dataclasses.replace(token, name=key))
+            tokens = named
+        names = [t.name for t in tokens]
+        hashes = [t.sha256 for t in tokens]
+        for label, values in (("name", names), ("sha256", hashes)):
+            repeated = sorted({v for v in values if values.count(v) > 1})
+            if repeated:
+                raise ValueError(f"two tokens have the same {label}: {', '.join(repeated)}")
+        object.__setattr__(self, "tokens", list(tokens))
+
+
+@dataclass(frozen=True)
+class LimitSettings:
+    """What one client, or all of them together, may ask of the server."""
+
+    #: non-terminal jobs (queued, running, paused) beyond which submissions get 429
+    max_backlog: int = 10_000
+    #: Retry-After, in seconds, of a 429 for a full backlog
+    backlog_retry_after_s: int = 5
+    #: jobs per second each token may submit on average; 0 turns the limit off
+    rate_per_s: float = 100.0
+    #: jobs a token may submit in one burst above its rate
+    rate_burst: int = 1000
+
+    def __post_init__(self) -> None:
+        if self.max_backlog < 1:
+            raise ValueError("max_backlog must be at least 1")
+        if self.backlog_retry_after_s < 1:
+            raise ValueError("backlog_retry_after_s must be at least 1")
+        if self.rate_per_s < 0:
+            raise ValueError("rate_per_s must be 0 (off) or more")
+        if self.rate_burst < 1:
+            raise ValueError("rate_burst must be at least 1")
+
+
 @dataclass(frozen=True)
 class RetentionSettings:
     #: terminal jobs older than this (seconds since they ended) are purged; 0 keeps them
@@ -119,6 +196,8 @@ class Settings:
     notify: NotifySettings = field(default_factory=NotifySettings)
     events: EventSettings = field(default_factory=EventSettings)
     retention: RetentionSettings = field(default_factory=RetentionSettings)
+    auth: AuthSettings = field(default_factory=AuthSettings)
+    limits: LimitSettings = field(default_factory=LimitSettings)
 
     def with_overrides(self, section: str, **values: Any) -> Settings:
         """A copy with some keys of one section replaced (command-line options win over the file)."""
@@ -153,7 +232,21 @@ def _build(cls: type, table: dict[str, Any], prefix: str, source: str) -> Any:
         if key not in names:
             raise ConfigError(f"{source}: unknown key '{dotted}'")
         values[key] = _convert(hints[key], value, dotted, source)
-    return cls(**values)
+    try:
+        return cls(**values)
+    except ValueError as exc:
+        where = f"'{prefix.rstrip('.')}': " if prefix else ""
+        raise ConfigError(f"{source}: {where}{exc}") from None
+
+
+def _fits(hint: Any, value: Any) -> bool:
+    """Whether ``value`` has the shape of ``hint`` (picks the member of a union to use)."""
+    origin = typing.get_origin(hint)
+    if origin is list:
+        return isinstance(value, list)
+    if origin is dict or dataclasses.is_dataclass(hint):
+        return isinstance(value, dict)
+    return isinstance(hint, type) and isinstance(value, hint)
 
 
 def _convert(hint: Any, value: Any, dotted: str, source: str) -> Any:
@@ -171,7 +264,8 @@ def _convert(hint: Any, value: Any, dotted: str, source: str) -> Any:
         if value is None:
             return None
         inner = [a for a in typing.get_args(hint) if a is not type(None)]
-        return _convert(inner[0], value, dotted, source)
+        chosen = next((a for a in inner if _fits(a, value)), inner[0])
+        return _convert(chosen, value, dotted, source)
     if origin is list:
         (item,) = typing.get_args(hint)
         if not isinstance(value, list):
@@ -181,6 +275,9 @@ def _convert(hint: Any, value: Any, dotted: str, source: str) -> Any:
         _, item = typing.get_args(hint)
         if not isinstance(value, dict):
             raise ConfigError(f"{source}: '{dotted}' must be a table")
+        if dataclasses.is_dataclass(item) and "name" in {f.name for f in dataclasses.fields(item)}:
+            # a table of named tables: the key is the name unless the table gives one
+            value = {k: {"name": k, **v} if isinstance(v, dict) else v for k, v in value.items()}
         return {k: _convert(item, v, f"{dotted}.{k}", source) for k, v in value.items()}
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)

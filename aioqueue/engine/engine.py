@@ -21,10 +21,11 @@ from typing import Any
 
 import orjson
 
-from ..config import EngineSettings
+from ..config import EngineSettings, LimitSettings
 from ..errors import DuplicateJob, Unavailable
 from ..models import ErrorCode, Job, JobState, error_json, new_job_id, now_ms
 from ..store import Store
+from .backlog import Backlog
 from .batch import Arrivals, bulk_jobs, dump_input, run_batch
 from .context import JobCancelled, JobContext
 from .control import JobControl, request_digest
@@ -42,7 +43,7 @@ class Engine(JobControl):
 
     def __init__(
         self, store: Store, registry: Registry, settings: EngineSettings, *,
-        on_change: Callable[[Job], None] | None = None,
+        limits: LimitSettings | None = None, on_change: Callable[[Job], None] | None = None,
     ) -> None:
         """``on_change(job)`` is called after every change of a job's state or progress."""
         if settings.workers < 1:
@@ -50,6 +51,9 @@ class Engine(JobControl):
         self.store = store
         self.registry = registry
         self.settings = settings
+        limits = limits or LimitSettings()
+        self.backlog = Backlog(limits.max_backlog, limits.backlog_retry_after_s,
+                               store.count_active)
         self.accepting = False
         self._free = settings.workers
         self._released: set[str] = set()  # jobs whose worker slot was given back early
@@ -79,6 +83,7 @@ class Engine(JobControl):
             log.warning("recovered %d running jobs: %d re-queued, %d interrupted",
                         requeued + interrupted, requeued, interrupted)
         self._next_due_ms = await self.store.next_due_ms()
+        await self.backlog.start()
         self._tasks = [asyncio.create_task(self._dispatch(), name="aioqueue-dispatcher")]
         self._tasks += [
             asyncio.create_task(self._work(), name=f"aioqueue-worker-{n}")
@@ -139,6 +144,7 @@ class Engine(JobControl):
                 return first
         if raw is None:
             raw = dump_input(data)
+        await self.backlog.reserve(1)
         now = now_ms()
         if run_at_ms is not None:
             scheduled = max(now, run_at_ms)
@@ -202,9 +208,11 @@ class Engine(JobControl):
         try:
             stored = self.store.insert([job])
         except BaseException:
+            self.backlog.release(1)
             if handoff:
                 self._free += 1
             raise
+        self.backlog.follow(stored, 1)
         stored.add_done_callback(committed)
         return stored
 
@@ -221,7 +229,13 @@ class Engine(JobControl):
         jobs = bulk_jobs(self.registry.get(process), items, priority=priority, owner=owner,
                          callback_url=callback_url, notify_email=notify_email)
         if jobs:
-            stored = self.store.insert(jobs)
+            await self.backlog.reserve(len(jobs))
+            try:
+                stored = self.store.insert(jobs)
+            except BaseException:
+                self.backlog.release(len(jobs))
+                raise
+            self.backlog.follow(stored, len(jobs))
             stored.add_done_callback(lambda f: f.cancelled() or f.exception() or self._queued(jobs))
             await asyncio.shield(stored)
         return jobs

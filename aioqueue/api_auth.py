@@ -1,0 +1,95 @@
+"""Authentication for the HTTP API: who is calling, which jobs they see, what they may submit.
+
+The middleware turns the request's token into a ``Principal`` (``auth.py`` does the
+checking) and refuses a missing or unknown one with 401; handlers then ask
+``owner_of`` whose jobs the caller may see and ``admit`` whether it may submit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from .auth import Principal, TokenTable
+from .errors import Forbidden, Overloaded, Unauthorized
+from .ratelimit import RateLimiter
+
+
+def _request_key(name: str) -> Any:
+    """A typed request key where aiohttp has them (3.14+), the plain string before."""
+    maker = getattr(web, "RequestKey", None)
+    return f"aioqueue.{name}" if maker is None else maker(name)
+
+
+TOKENS = web.AppKey("tokens", TokenTable)
+LIMITER = web.AppKey("limiter", RateLimiter)
+
+#: set on the request by the authentication middleware: whose jobs it may see and touch,
+#: the client's name, or None when it may see every job (no tokens configured, or admin)
+OWNER = _request_key("owner")
+#: set on the request by the authentication middleware: the authenticated ``Principal``
+PRINCIPAL = _request_key("principal")
+
+#: paths anyone may read without a token: liveness, and the API's description
+PUBLIC_PATHS = frozenset({"/health", "/openapi.json"})
+
+
+def owner_of(request: web.Request) -> str | None:
+    """Whose jobs this request may see and touch; None means all of them."""
+    return request.get(OWNER)
+
+
+def creator_of(request: web.Request) -> str | None:
+    """The name recorded as the owner of a job this request creates (admins included)."""
+    principal = request.get(PRINCIPAL)
+    return None if principal is None else principal.name
+
+
+def principal_of(request: web.Request) -> Principal | None:
+    """The authenticated caller (None only on a public path)."""
+    return request.get(PRINCIPAL)
+
+
+def presented_token(request: web.Request) -> str | None:
+    """The token from ``Authorization: Bearer`` or ``X-TOKEN``; 401 if they disagree."""
+    bearer = None
+    authorization = request.headers.get("Authorization")
+    if authorization is not None:
+        scheme, _, value = authorization.strip().partition(" ")
+        if scheme.lower() == "bearer" and value.strip():
+            bearer = value.strip()
+    header = request.headers.get("X-TOKEN")
+    header = header.strip() if header is not None else None
+    if bearer and header and bearer != header:
+        raise Unauthorized("Authorization and X-TOKEN carry different tokens")
+    return bearer or header or None
+
+
+@web.middleware
+async def auth_middleware(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Every path but the public ones needs a known token (unless none is configured)."""
+    tokens = request.app[TOKENS]
+    if tokens.open or request.path not in PUBLIC_PATHS:
+        principal = tokens.authenticate(presented_token(request))
+        if principal is None:
+            raise Unauthorized("a valid token is required (X-TOKEN or Authorization: Bearer)")
+        request[PRINCIPAL] = principal
+        request[OWNER] = principal.visible_owner
+    return await handler(request)
+
+
+def admit(request: web.Request, process: str, count: int = 1) -> None:
+    """Whether the caller may submit ``count`` jobs of ``process`` now: 403 or 429 if not."""
+    principal = principal_of(request)
+    if principal is None or not principal.may_run(process):
+        raise Forbidden(f"this token may not run process {process!r}")
+    if principal.name is None:
+        return  # no tokens configured: one local user, bounded by the backlog alone
+    wait_s = request.app[LIMITER].take(principal.name, count)
+    if wait_s > 0:
+        raise Overloaded("too many submissions from this token; slow down",
+                         retry_after_s=wait_s, details={"limit": "rate"})
