@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import importlib
 import inspect
-from collections.abc import Callable, Iterator, Mapping
+import itertools
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +18,23 @@ from jsonschema import Draft202012Validator
 from ..errors import ConfigError, InvalidInput, UnknownProcess
 
 Handler = Callable[..., Any]
+
+#: schema violations listed in one answer; an input with more stops being checked there,
+#: so a large body of wrong items cannot make the server build an error per item
+MAX_VIOLATIONS = 100
+#: characters kept of each violation's message (jsonschema quotes the offending value)
+MAX_MESSAGE_CHARS = 300
+
+
+def _pointer(path: Iterable[Any]) -> str:
+    """The JSON Pointer (RFC 6901) of a path in the input; "/" for the input itself."""
+    return "/" + "/".join(str(p).replace("~", "~0").replace("/", "~1") for p in path)
+
+
+def _shorten(message: str) -> str:
+    if len(message) <= MAX_MESSAGE_CHARS:
+        return message
+    return message[: MAX_MESSAGE_CHARS - 1] + "…"
 
 
 @dataclass(frozen=True)
@@ -53,18 +71,24 @@ class Process:
                              "and batch_wait at least 0")
 
     def validate(self, data: Any) -> None:
-        """Raise ``InvalidInput`` listing every schema violation (path and message)."""
+        """Raise ``InvalidInput`` listing each schema violation (path and message).
+
+        At most ``MAX_VIOLATIONS`` are listed; the message says when there were more.
+        """
         if self.validator is None:
             return
+        errors = list(itertools.islice(self.validator.iter_errors(data), MAX_VIOLATIONS + 1))
+        if not errors:
+            return
+        more = len(errors) > MAX_VIOLATIONS
         problems = [
-            {"path": "/" + "/".join(str(p) for p in error.absolute_path), "message": error.message}
-            for error in sorted(self.validator.iter_errors(data), key=lambda e: list(map(str, e.path)))
+            {"path": _pointer(error.absolute_path), "message": _shorten(error.message)}
+            for error in sorted(errors[:MAX_VIOLATIONS], key=lambda e: list(map(str, e.path)))
         ]
-        if problems:
-            raise InvalidInput(
-                f"the input does not match the schema of process {self.name!r}",
-                details=problems,
-            )
+        message = f"the input does not match the schema of process {self.name!r}"
+        if more:
+            message += f" (the first {MAX_VIOLATIONS} violations are listed)"
+        raise InvalidInput(message, details=problems)
 
     def describe(self) -> dict[str, Any]:
         """What ``GET /processes`` shows of it."""

@@ -1,0 +1,91 @@
+"""Backlog and rate limits: 429 with Retry-After, a server that keeps answering, flat memory."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+
+from authclients import auth
+
+from aioqueue.api import ENGINE
+
+SUBMIT = "/async-process/?process=hold"
+
+
+def rss_kib() -> int:
+    """Resident memory of this process (the server runs in it), from /proc/self/status."""
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS in /proc/self/status")
+
+
+async def _submit_many(client, count: int, who: str = "alice") -> list[tuple[int, str | None]]:
+    async def one(n: int) -> tuple[int, str | None]:
+        async with client.post(SUBMIT, json={"n": n}, headers=auth(who)) as resp:
+            await resp.read()
+            return resp.status, resp.headers.get("Retry-After")
+
+    return await asyncio.gather(*(one(n) for n in range(count)))
+
+
+async def test_overload_at_ten_times_the_backlog_gets_only_202_and_429(make_auth_client, held):
+    limit = 50
+    client = await make_auth_client(limits={"max_backlog": limit, "rate_per_s": 0})
+    first = await _submit_many(client, limit)
+    assert Counter(status for status, _ in first) == {202: limit}
+    before_kib = rss_kib()
+    answers = []
+    for _ in range(9):  # 9 more rounds of 50 at once: 10x the limit in all
+        answers += await _submit_many(client, limit)
+        assert (await client.get("/health")).status == 200
+    after_kib = rss_kib()
+    assert Counter(status for status, _ in answers) == {429: 9 * limit}
+    assert all(retry is not None and int(retry) >= 1 for _, retry in answers)
+    assert await client.server.app[ENGINE].store.count_active() == limit
+    growth_kib = after_kib - before_kib
+    print(f"\nRSS {before_kib} KiB at a full backlog of {limit}, {after_kib} KiB after "
+          f"{9 * limit} refused submissions: {growth_kib:+d} KiB")
+    assert growth_kib < 20 * 1024
+
+
+async def test_a_full_backlog_refuses_with_retry_after_then_accepts_once_jobs_end(
+    make_auth_client, held
+):
+    client = await make_auth_client(limits={"max_backlog": 3, "backlog_retry_after_s": 7})
+    ids = [(await (await client.post(SUBMIT, json=n, headers=auth("alice"))).json())["id"]
+           for n in range(3)]
+    resp = await client.post(SUBMIT, json=3, headers=auth("bob"))
+    assert resp.status == 429
+    assert resp.headers["Retry-After"] == "7"
+    error = (await resp.json())["error"]
+    assert error["code"] == "overloaded"
+    assert error["details"] == {"limit": "backlog"}
+    held.release.set()
+    for job_id in ids:
+        job = await (await client.get(f"/async-process/{job_id}?return_timeout=5",
+                                      headers=auth("alice"))).json()
+        assert job["state"] == "success"
+    assert (await client.post(SUBMIT, json=4, headers=auth("bob"))).status in (200, 202)
+
+
+async def test_each_token_has_its_own_rate(make_auth_client, held):
+    held.release.set()
+    client = await make_auth_client(limits={"rate_per_s": 0.01, "rate_burst": 3})
+    statuses = [(await client.post(SUBMIT, json=n, headers=auth("alice"))).status
+                for n in range(3)]
+    assert all(s in (200, 202) for s in statuses)
+    resp = await client.post(SUBMIT, json=3, headers=auth("alice"))
+    assert resp.status == 429
+    assert int(resp.headers["Retry-After"]) >= 60  # one job at 0.01/s: 100 s away
+    assert (await resp.json())["error"]["details"] == {"limit": "rate"}
+    # another client is not slowed down by alice
+    assert (await client.post(SUBMIT, json=0, headers=auth("bob"))).status in (200, 202)
+
+
+async def test_a_rate_limited_submission_stores_nothing(make_auth_client, held):
+    client = await make_auth_client(limits={"rate_per_s": 0.01, "rate_burst": 1})
+    assert (await client.post(SUBMIT, json=1, headers=auth("alice"))).status == 202
+    assert (await client.post(SUBMIT, json=1, headers=auth("alice"))).status == 429
+    assert await client.server.app[ENGINE].store.count_active() == 1
