@@ -315,8 +315,7 @@ async def list_processes(request: web.Request) -> web.Response:
     """GET /processes: those the caller's token may run."""
     principal = principal_of(request)
     return json_response({"processes": [
-        p.describe() for p in request.app[ENGINE].registry
-        if principal is None or principal.may_run(p.name)
+        p.describe() for p in request.app[ENGINE].registry if principal.may_run(p.name)
     ]})
 
 

@@ -26,30 +26,34 @@ def _request_key(name: str) -> Any:
 TOKENS = web.AppKey("tokens", TokenTable)
 LIMITER = web.AppKey("limiter", RateLimiter)
 
-#: set on the request by the authentication middleware: whose jobs it may see and touch,
-#: the client's name, or None when it may see every job (no tokens configured, or admin)
-OWNER = _request_key("owner")
 #: set on the request by the authentication middleware: the authenticated ``Principal``
 PRINCIPAL = _request_key("principal")
 
-#: paths anyone may read without a token: liveness, and the API's description
-PUBLIC_PATHS = frozenset({"/health", "/openapi.json"})
+#: paths anyone may read without a token: liveness, the API's description, the dashboard
+#: page (it asks the user for a token and sends it with every API call it makes)
+PUBLIC_PATHS = frozenset({"/health", "/openapi.json", "/ui"})
+PUBLIC_PREFIXES = ("/ui/",)
+#: paths only an admin token may read: their figures cover every client's jobs
+ADMIN_PATHS = frozenset({"/metrics"})
+
+
+def principal_of(request: web.Request) -> Principal:
+    """The authenticated caller; 401 on a public path, so no job is reachable from one."""
+    principal = request.get(PRINCIPAL)
+    if principal is None:
+        raise Unauthorized("a valid token is required (X-TOKEN or Authorization: Bearer)")
+    return principal
 
 
 def owner_of(request: web.Request) -> str | None:
-    """Whose jobs this request may see and touch; None means all of them."""
-    return request.get(OWNER)
+    """Whose jobs this request may see and touch: the client's name, or None for all of
+    them (an admin token, or no tokens configured)."""
+    return principal_of(request).visible_owner
 
 
 def creator_of(request: web.Request) -> str | None:
     """The name recorded as the owner of a job this request creates (admins included)."""
-    principal = request.get(PRINCIPAL)
-    return None if principal is None else principal.name
-
-
-def principal_of(request: web.Request) -> Principal | None:
-    """The authenticated caller (None only on a public path)."""
-    return request.get(PRINCIPAL)
+    return principal_of(request).name
 
 
 def presented_token(request: web.Request) -> str | None:
@@ -73,19 +77,21 @@ async def auth_middleware(
 ) -> web.StreamResponse:
     """Every path but the public ones needs a known token (unless none is configured)."""
     tokens = request.app[TOKENS]
-    if tokens.open or request.path not in PUBLIC_PATHS:
+    path = request.path
+    if tokens.open or not (path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES)):
         principal = tokens.authenticate(presented_token(request))
         if principal is None:
             raise Unauthorized("a valid token is required (X-TOKEN or Authorization: Bearer)")
+        if path in ADMIN_PATHS and not principal.admin:
+            raise Forbidden("only an admin token may read this")
         request[PRINCIPAL] = principal
-        request[OWNER] = principal.visible_owner
     return await handler(request)
 
 
 def admit(request: web.Request, process: str, count: int = 1) -> None:
     """Whether the caller may submit ``count`` jobs of ``process`` now: 403 or 429 if not."""
     principal = principal_of(request)
-    if principal is None or not principal.may_run(process):
+    if not principal.may_run(process):
         raise Forbidden(f"this token may not run process {process!r}")
     if principal.name is None:
         return  # no tokens configured: one local user, bounded by the backlog alone

@@ -268,6 +268,7 @@ class Engine(JobControl):
 
     def _ended(self, job: Job) -> None:
         """Tell listeners, waiters and observers that ``job`` reached a terminal state."""
+        self.backlog.ended(1)
         self._changed(job)
         self._waiters.ended(job)
         for observer in self.observers:

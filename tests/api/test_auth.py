@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
-import pytest
+import dataclasses
 
-from authclients import CLIENTS, auth
+import pytest
+from aiohttp import web
+from authclients import CLIENTS, auth, token_settings
+
+from aioqueue.api import ENGINE
+from aioqueue.api_auth import owner_of
+from aioqueue.app import create_app
+from aioqueue.config import AuthSettings
 
 SUBMIT = "/async-process/?process=echo"
 
@@ -79,9 +86,46 @@ async def test_without_tokens_the_server_is_open(make_auth_client):
 
 
 async def test_jobs_record_their_creator_also_for_an_admin(auth_client):
-    from aioqueue.api import ENGINE
-
     engine = auth_client.server.app[ENGINE]
     for name in ("alice", "root"):
         job = await (await auth_client.post(SUBMIT, json=1, headers=auth(name))).json()
         assert (await engine.store.get(job["id"])).owner == name
+
+
+def _with_tokens(settings):
+    return dataclasses.replace(settings, auth=AuthSettings(tokens=token_settings()))
+
+
+@pytest.mark.parametrize("path", ["/ui/../async-process/{id}", "/health/../async-process/{id}",
+                                  "/ui/%2e%2e/async-process/{id}"])
+async def test_public_paths_do_not_open_a_way_to_jobs(auth_client, path):
+    job = await (await auth_client.post(SUBMIT, json=1, headers=auth("alice"))).json()
+    resp = await auth_client.get(path.format(id=job["id"]))
+    assert resp.status in (401, 404)
+    assert job["id"].encode() not in await resp.read()
+
+
+async def test_a_handler_on_a_public_path_cannot_see_jobs(aiohttp_client, settings, held):
+    async def peek(request):
+        return web.json_response({"owner": owner_of(request)})
+
+    app = create_app(_with_tokens(settings), held.registry)
+    app.router.add_get("/ui/peek", peek)
+    client = await aiohttp_client(app)
+    resp = await client.get("/ui/peek")
+    assert resp.status == 401
+    resp = await client.get("/ui/peek", headers=auth("alice"))
+    assert resp.status == 401  # public paths never authenticate, so nothing is visible
+
+
+async def test_admin_paths_refuse_other_tokens(aiohttp_client, settings, held):
+    async def figures(request):
+        return web.json_response({"jobs": 1})
+
+    app = create_app(_with_tokens(settings), held.registry)
+    if not any(r.resource.canonical == "/metrics" for r in app.router.routes()):
+        app.router.add_get("/metrics", figures)
+    client = await aiohttp_client(app)
+    assert (await client.get("/metrics")).status == 401
+    assert (await client.get("/metrics", headers=auth("alice"))).status == 403
+    assert (await client.get("/metrics", headers=auth("root"))).status == 200
