@@ -6,7 +6,7 @@ import asyncio
 from dataclasses import dataclass
 
 import pytest
-from authclients import token_settings
+from tests.api.authclients import token_settings
 
 from aioqueue.engine import Registry
 

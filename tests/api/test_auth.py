@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 from aiohttp import web
-from authclients import CLIENTS, auth, token_settings
+from tests.api.authclients import CLIENTS, auth, token_settings
 
 from aioqueue.api import ENGINE
 from aioqueue.api_auth import owner_of

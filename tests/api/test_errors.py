@@ -6,7 +6,7 @@ import logging
 import sqlite3
 
 import pytest
-from authclients import auth
+from tests.api.authclients import auth
 
 from aioqueue.api import ENGINE
 
@@ -22,7 +22,7 @@ def _assert_no_leak(body: bytes) -> None:
 async def test_an_unexpected_exception_is_a_bare_500(auth_client, monkeypatch, caplog):
     store = auth_client.server.app[ENGINE].store
 
-    async def broken_insert(jobs):
+    def broken_insert(jobs):
         raise RuntimeError(SECRET)
 
     monkeypatch.setattr(store, "insert", broken_insert)
@@ -30,30 +30,35 @@ async def test_an_unexpected_exception_is_a_bare_500(auth_client, monkeypatch, c
         resp = await auth_client.post("/async-process/?process=echo", json=1,
                                       headers=auth("alice"))
     assert resp.status == 500
-    body = await resp.read()
-    _assert_no_leak(body)
+    _assert_no_leak(await resp.read())
     assert (await resp.json())["error"] == {
         "code": "internal", "message": "internal server error", "details": None}
     assert SECRET in caplog.text
     assert "Traceback" in caplog.text
 
 
-@pytest.mark.parametrize("path", ["/async-process/" + "0" * 32, "/async-process/?process=echo"])
-async def test_a_storage_failure_is_503_without_the_sql_error(auth_client, monkeypatch, caplog,
-                                                               path):
-    store = auth_client.server.app[ENGINE].store
-
-    async def broken(sql, params):
-        raise sqlite3.OperationalError(SECRET)
-
-    monkeypatch.setattr(store._reader, "execute_fetchall", broken)
-    monkeypatch.setattr(store._writer, "execute", broken)
-    with caplog.at_level(logging.ERROR):
-        if path.endswith("echo"):
-            resp = await auth_client.post(path, json=1, headers=auth("alice"))
-        else:
-            resp = await auth_client.get(path, headers=auth("alice"))
-    assert resp.status == 503
-    assert resp.headers["Retry-After"]
-    _assert_no_leak(await resp.read())
-    assert SECRET in caplog.text
+@pytest.mark.parametrize(("method", "path"), [
+    ("GET", "/async-process/{id}"),
+    ("POST", "/async-process/?process=hold"),
+])
+async def test_a_broken_database_is_503_without_the_sql_error(auth_client, settings, caplog,
+                                                               method, path):
+    job = await (await auth_client.post("/async-process/?process=hold", json=1,
+                                        headers=auth("alice"))).json()
+    # another connection takes the table away: every statement of the server now fails
+    with sqlite3.connect(settings.storage.path) as other:
+        other.execute("ALTER TABLE jobs RENAME TO gone")
+    try:
+        with caplog.at_level(logging.ERROR):
+            resp = await auth_client.request(method, path.format(id=job["id"]), json=1,
+                                             headers=auth("alice"))
+        assert resp.status == 503
+        assert resp.headers["Retry-After"]
+        body = await resp.read()
+        _assert_no_leak(body)
+        for word in ("no such table", "jobs", settings.storage.path):
+            assert word.encode() not in body
+        assert "no such table" in caplog.text
+    finally:
+        with sqlite3.connect(settings.storage.path) as other:
+            other.execute("ALTER TABLE gone RENAME TO jobs")

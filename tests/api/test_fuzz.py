@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 import orjson
 import pytest
-from authclients import CLIENTS, token_settings
+from tests.api.authclients import CLIENTS, token_settings
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

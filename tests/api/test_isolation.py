@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from authclients import auth
+from tests.api.authclients import auth
 
 BASE = "/async-process/"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 
-from authclients import auth
+from tests.api.authclients import auth
 
 from aioqueue.api import ENGINE
 
