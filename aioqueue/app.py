@@ -107,7 +107,8 @@ async def serve(settings: Settings) -> None:
         log.warning("no tokens configured: open access for anyone on this machine, "
                     "so listening on loopback only")
     else:
-        log.info("%d tokens configured: every request but /health needs one", len(tokens))
+        log.info("%d tokens configured: every request but /health, /openapi.json and /ui "
+                 "needs one", len(tokens))
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=5)
     await runner.setup()
     stop = asyncio.Event()

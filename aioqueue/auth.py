@@ -92,8 +92,10 @@ def new_token() -> tuple[str, str]:
 
 def config_lines(name: str, digest: str, processes: list[str], admin: bool) -> str:
     """The ``[[auth.tokens]]`` entry to paste into the config for a token."""
-    TokenSettings(name=name, sha256=digest, processes=processes, admin=admin)  # same checks as a load
-    listed = ", ".join(json.dumps(p, ensure_ascii=False) for p in processes)  # a JSON string is a TOML string
+    # the same checks as loading the config: a bad name fails here, not at the next start
+    TokenSettings(name=name, sha256=digest, processes=processes, admin=admin)
+    # a JSON string (control characters escaped, the rest as is) is a valid TOML string
+    listed = ", ".join(json.dumps(p, ensure_ascii=False) for p in processes)
     return (
         "[[auth.tokens]]\n"
         f"name = {json.dumps(name)}\n"
