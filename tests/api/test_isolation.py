@@ -9,6 +9,7 @@ from __future__ import annotations
 import uuid
 
 import pytest
+from aioqueue.app import create_app
 from tests.api.authclients import auth
 
 BASE = "/async-process/"
@@ -79,3 +80,12 @@ async def test_an_admins_own_jobs_are_hidden_from_other_clients(auth_client):
     job_id = await _submit(auth_client, "root")
     assert (await auth_client.get(BASE + job_id, headers=auth("alice"))).status == 404
     assert (await auth_client.get(BASE + job_id, headers=auth("root"))).status == 200
+
+
+def test_every_route_with_a_job_id_has_a_row(settings):
+    tabled = {(method, "/async-process/{job_id}" + suffix.split("?")[0])
+              for _, method, suffix, _ in JOB_ENDPOINTS}
+    routes = {(route.method, route.resource.canonical)
+              for route in create_app(settings).router.routes()
+              if "{job_id}" in route.resource.canonical and route.method != "HEAD"}
+    assert routes <= tabled, f"add rows to JOB_ENDPOINTS for {routes - tabled}"
