@@ -6,9 +6,9 @@ import asyncio
 from dataclasses import dataclass
 
 import pytest
-from tests.api.authclients import token_settings
 
 from aioqueue.engine import Registry
+from tests.api.authclients import token_settings
 
 
 @dataclass

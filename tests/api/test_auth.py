@@ -6,12 +6,12 @@ import dataclasses
 
 import pytest
 from aiohttp import web
-from tests.api.authclients import CLIENTS, auth, token_settings
 
 from aioqueue.api import ENGINE
 from aioqueue.api_auth import owner_of
 from aioqueue.app import create_app
 from aioqueue.config import AuthSettings
+from tests.api.authclients import CLIENTS, auth, token_settings
 
 SUBMIT = "/async-process/?process=echo"
 

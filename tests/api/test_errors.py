@@ -6,9 +6,9 @@ import logging
 import sqlite3
 
 import pytest
-from tests.api.authclients import auth
 
 from aioqueue.api import ENGINE
+from tests.api.authclients import auth
 
 SECRET = "SELECT owner FROM jobs WHERE /var/lib/aioqueue/secret.db"
 LEAKS = ("Traceback", "SELECT", "secret", "/var/lib", ".py", "RuntimeError", "sqlite")

@@ -15,7 +15,6 @@ from collections.abc import Iterator
 
 import orjson
 import pytest
-from tests.api.authclients import CLIENTS, token_settings
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -23,6 +22,7 @@ from aioqueue.app import create_app
 from aioqueue.config import (
     AuthSettings, EngineSettings, ServerSettings, Settings, StorageSettings,
 )
+from tests.api.authclients import CLIENTS, token_settings
 
 #: every route of the API as (method, path); ``{id}`` is where a job id goes
 ENDPOINTS = [

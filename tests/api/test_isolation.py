@@ -9,6 +9,7 @@ from __future__ import annotations
 import uuid
 
 import pytest
+
 from aioqueue.app import create_app
 from tests.api.authclients import auth
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 
-from tests.api.authclients import auth
-
 from aioqueue.api import ENGINE
+from tests.api.authclients import auth
 
 SUBMIT = "/async-process/?process=hold"
 
