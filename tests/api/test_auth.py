@@ -129,3 +129,13 @@ async def test_admin_paths_refuse_other_tokens(aiohttp_client, settings, held):
     assert (await client.get("/metrics")).status == 401
     assert (await client.get("/metrics", headers=auth("alice"))).status == 403
     assert (await client.get("/metrics", headers=auth("root"))).status == 200
+
+
+async def test_an_unauthenticated_body_is_refused_before_it_is_read(make_auth_client):
+    client = await make_auth_client(server={"max_body_bytes": 1000})
+    big = b"[" + b"1," * 5000 + b"1]"
+    resp = await client.post(SUBMIT, data=big, headers={"Content-Type": "application/json"})
+    assert resp.status == 401
+    resp = await client.post(SUBMIT, data=big, headers={"Content-Type": "application/json",
+                                                         **auth("alice")})
+    assert resp.status == 413
