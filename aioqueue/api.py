@@ -255,8 +255,9 @@ async def submit_bulk(request: web.Request) -> web.Response:
     limit = request.app[SETTINGS].server.max_bulk_items
     if not 1 <= len(items) <= limit:
         raise InvalidRequest(f"items must hold between 1 and {limit} inputs, not {len(items)}")
+    admit(request, process, len(items))
     jobs = await request.app[ENGINE].submit_bulk(
-        process, items, priority=priority, owner=owner_of(request), **_notices(request)
+        process, items, priority=priority, owner=creator_of(request), **_notices(request)
     )
     return json_response(
         {"jobs": [job.to_dict() for job in jobs]}, 202,

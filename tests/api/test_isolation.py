@@ -6,12 +6,15 @@ creates jobs is one row of ``CREATORS``. A new endpoint is one more line.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
+import aiohttp
 import pytest
 
 from aioqueue.app import create_app
 from tests.api.authclients import auth
+from tests.helpers.sse import next_event
 
 BASE = "/async-process/"
 
@@ -20,11 +23,14 @@ JOB_ENDPOINTS = [
     ("get", "GET", "", None),
     ("long-poll", "GET", "?return_timeout=0.05", None),
     ("get-with-input", "GET", "?fields=input", None),
+    ("events", "GET", "/events", None),
 ]
 
 #: (label, method, path, JSON body, how to find the created ids in the answer)
 CREATORS = [
     ("submit", "POST", BASE + "?process=hold", {"n": 1}, lambda body: [body["id"]]),
+    ("bulk", "POST", BASE + "bulk?process=hold", {"items": [{"n": 1}, {"n": 2}]},
+     lambda body: [job["id"] for job in body["jobs"]]),
 ]
 
 
@@ -90,3 +96,32 @@ def test_every_route_with_a_job_id_has_a_row(settings):
               for route in create_app(settings).router.routes()
               if "{job_id}" in route.resource.canonical and route.method != "HEAD"}
     assert routes <= tabled, f"add rows to JOB_ENDPOINTS for {routes - tabled}"
+
+
+async def test_the_stream_of_all_jobs_carries_only_the_callers_own(auth_client):
+    async with aiohttp.ClientSession() as session:
+        url = auth_client.make_url("/events")
+        async with session.get(url, headers=auth("bob")) as bobs, \
+                session.get(url, headers=auth("root")) as roots:
+            assert bobs.status == roots.status == 200
+            theirs = await (await auth_client.post(
+                BASE + "?process=echo&return_timeout=5", json=1, headers=auth("alice"))).json()
+            mine = await (await auth_client.post(
+                BASE + "?process=echo&return_timeout=5", json=2, headers=auth("bob"))).json()
+            assert theirs["state"] == mine["state"] == "success"
+            seen_by_bob = await _ids_until(bobs, mine["id"])
+            seen_by_root = await _ids_until(roots, mine["id"])
+    # alice's job ended before bob's was submitted: had it leaked, bob would have seen it
+    assert theirs["id"] not in seen_by_bob
+    assert theirs["id"] in seen_by_root
+
+
+async def _ids_until(stream: aiohttp.ClientResponse, last_id: str) -> set[str]:
+    """Ids of the jobs a stream shows until ``last_id`` ends."""
+    seen = set()
+    while True:
+        event = await asyncio.wait_for(next_event(stream), 5)
+        assert event is not None
+        seen.add(event["data"]["id"])
+        if event["data"]["id"] == last_id and event["data"]["state"] == "success":
+            return seen

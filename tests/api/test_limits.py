@@ -88,3 +88,25 @@ async def test_a_rate_limited_submission_stores_nothing(make_auth_client, held):
     assert (await client.post(SUBMIT, json=1, headers=auth("alice"))).status == 202
     assert (await client.post(SUBMIT, json=1, headers=auth("alice"))).status == 429
     assert await client.server.app[ENGINE].store.count_active() == 1
+
+
+async def test_a_bulk_needs_room_for_all_its_jobs(make_auth_client, held):
+    client = await make_auth_client(limits={"max_backlog": 4})
+    bulk = "/async-process/bulk?process=hold"
+    resp = await client.post(bulk, json={"items": [1, 2, 3, 4, 5]}, headers=auth("alice"))
+    assert resp.status == 429
+    assert (await resp.json())["error"]["details"] == {"limit": "backlog"}
+    assert await client.server.app[ENGINE].store.count_active() == 0
+    resp = await client.post(bulk, json={"items": [1, 2, 3, 4]}, headers=auth("alice"))
+    assert resp.status == 202
+    assert (await client.post(SUBMIT, json=5, headers=auth("bob"))).status == 429
+
+
+async def test_a_bulk_counts_its_jobs_against_the_rate_up_to_the_burst(make_auth_client, held):
+    client = await make_auth_client(limits={"rate_per_s": 0.01, "rate_burst": 3})
+    bulk = "/async-process/bulk?process=hold"
+    resp = await client.post(bulk, json={"items": [1, 2, 3, 4, 5]}, headers=auth("alice"))
+    assert resp.status == 202  # bigger than the bucket: costs a full bucket, not refused
+    resp = await client.post(bulk, json={"items": [1]}, headers=auth("alice"))
+    assert resp.status == 429
+    assert (await resp.json())["error"]["details"] == {"limit": "rate"}

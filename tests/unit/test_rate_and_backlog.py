@@ -114,7 +114,7 @@ async def test_engine_counts_from_the_store_at_start_and_follows_each_end(tmp_pa
     settings = EngineSettings(workers=2, retry_base_s=0.01, retry_max_s=0.01)
     store = Store(path)
     await store.open()
-    engine = Engine(store, BUILTINS, settings, limits)
+    engine = Engine(store, BUILTINS, settings, limits=limits)
     await engine.start()
     for _ in range(2):
         await engine.submit("echo", 1, delay_s=3600)
@@ -123,7 +123,7 @@ async def test_engine_counts_from_the_store_at_start_and_follows_each_end(tmp_pa
 
     store = Store(path)
     await store.open()
-    engine = Engine(store, BUILTINS, settings, limits)
+    engine = Engine(store, BUILTINS, settings, limits=limits)
     await engine.start()
     try:
         assert engine.backlog.size == 2
