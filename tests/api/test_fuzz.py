@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import http.client
 import json
+import re
 import threading
 import urllib.parse
 from collections.abc import Iterator
@@ -24,7 +25,7 @@ from aioqueue.config import (
 )
 from tests.api.authclients import CLIENTS, token_settings
 
-#: every route of the API as (method, path); ``{id}`` is where a job id goes
+#: every route of the API as (method, path); ``{id}`` is where a job id (or a name) goes
 ENDPOINTS = [
     ("POST", "/async-process/"),
     ("POST", "/async-process"),
@@ -34,6 +35,10 @@ ENDPOINTS = [
     ("GET", "/events"),
     ("GET", "/processes"),
     ("GET", "/health"),
+    ("GET", "/openapi.json"),
+    ("GET", "/metrics"),
+    ("GET", "/ui"),
+    ("GET", "/ui/{id}"),
 ]
 
 QUERY_KEYS = ["process", "return_timeout", "priority", "delay", "run_at", "fields", "state",
@@ -167,7 +172,7 @@ def requests(draw, server: _Server, method: str, template: str) -> tuple[str, by
 
 def test_every_route_is_fuzzed(server):
     app = create_app(server.settings)
-    routes = {(route.method, route.resource.canonical.replace("{job_id}", "{id}"))
+    routes = {(route.method, re.sub(r"\{\w+\}", "{id}", route.resource.canonical))
               for route in app.router.routes() if route.method != "HEAD"}
     assert routes == set(ENDPOINTS)
 
