@@ -1,7 +1,8 @@
 """Per-client isolation: another client's job answers exactly like a job that does not exist.
 
 Every endpoint that takes a job id is one row of ``JOB_ENDPOINTS``; every endpoint that
-creates jobs is one row of ``CREATORS``. A new endpoint is one more line.
+creates jobs is one row of ``CREATORS``; every listing is one row of ``LISTINGS``. A new
+endpoint is one more line.
 """
 
 from __future__ import annotations
@@ -24,6 +25,10 @@ JOB_ENDPOINTS = [
     ("long-poll", "GET", "?return_timeout=0.05", None),
     ("get-with-input", "GET", "?fields=input", None),
     ("events", "GET", "/events", None),
+    ("cancel", "POST", "/cancel", None),
+    ("pause", "POST", "/pause", None),
+    ("resume", "POST", "/resume", None),
+    ("delete", "DELETE", "", None),
 ]
 
 #: (label, method, path, JSON body, how to find the created ids in the answer)
@@ -31,6 +36,15 @@ CREATORS = [
     ("submit", "POST", BASE + "?process=hold", {"n": 1}, lambda body: [body["id"]]),
     ("bulk", "POST", BASE + "bulk?process=hold", {"items": [{"n": 1}, {"n": 2}]},
      lambda body: [job["id"] for job in body["jobs"]]),
+]
+
+#: (label, query of GET /async-process/) a listing is tried with
+LISTINGS = [
+    ("all", ""),
+    ("by-process", "?process=hold"),
+    ("by-state", "?state=queued"),
+    ("big-page", "?limit=1000"),
+    ("no-slash", None),
 ]
 
 
@@ -125,3 +139,36 @@ async def _ids_until(stream: aiohttp.ClientResponse, last_id: str) -> set[str]:
         seen.add(event["data"]["id"])
         if event["data"]["id"] == last_id and event["data"]["state"] == "success":
             return seen
+
+
+async def _listed(client, query: str | None, who: str) -> set[str]:
+    path = BASE.rstrip("/") if query is None else BASE + query
+    resp = await client.get(path, headers=auth(who))
+    assert resp.status == 200
+    return {job["id"] for job in (await resp.json())["jobs"]}
+
+
+@pytest.mark.parametrize(("label", "query"), LISTINGS, ids=[row[0] for row in LISTINGS])
+async def test_listings_show_only_the_callers_jobs(make_auth_client, label, query):
+    client = await make_auth_client(engine={"workers": 1})  # all but one job stay queued
+    jobs = {who: {await _submit(client, who) for _ in range(3)} for who in ("alice", "bob")}
+    everything = jobs["alice"] | jobs["bob"]
+    for who in ("alice", "bob"):
+        listed = await _listed(client, query, who)
+        assert listed <= jobs[who]
+        if query in ("", "?limit=1000", None, "?process=hold"):
+            assert listed == jobs[who]
+    if query != "?state=queued":
+        assert await _listed(client, query, "root") == everything
+
+
+async def test_another_clients_cursor_pages_only_through_the_callers_jobs(auth_client):
+    mine = await _submit(auth_client, "bob")
+    theirs = [await _submit(auth_client, "alice") for _ in range(3)]
+    page = await (await auth_client.get(BASE + "?limit=1", headers=auth("alice"))).json()
+    assert [job["id"] for job in page["jobs"]] == [theirs[-1]]
+    cursor = page["next"]
+    assert cursor
+    resp = await auth_client.get(BASE + f"?after={cursor}", headers=auth("bob"))
+    assert resp.status == 200
+    assert [job["id"] for job in (await resp.json())["jobs"]] == [mine]

@@ -118,3 +118,16 @@ async def test_a_bulk_counts_its_jobs_against_the_rate_up_to_the_burst(make_auth
     resp = await client.post(bulk, json={"items": [1]}, headers=auth("alice"))
     assert resp.status == 429
     assert (await resp.json())["error"]["details"] == {"limit": "rate"}
+
+
+async def test_a_cancelled_job_frees_its_place_in_the_backlog(make_auth_client, held):
+    client = await make_auth_client(limits={"max_backlog": 2})
+    engine = client.server.app[ENGINE]
+    ids = [(await (await client.post(SUBMIT, json=n, headers=auth("alice"))).json())["id"]
+           for n in range(2)]
+    assert (await client.post(SUBMIT, json=2, headers=auth("alice"))).status == 429
+    for job_id in ids:  # one running, one queued: both end at once
+        resp = await client.post(f"/async-process/{job_id}/cancel", headers=auth("alice"))
+        assert resp.status == 200
+    assert engine.backlog.size == await engine.store.count_active() == 0
+    assert (await client.post(SUBMIT, json=3, headers=auth("alice"))).status == 202
