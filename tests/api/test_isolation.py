@@ -172,3 +172,17 @@ async def test_another_clients_cursor_pages_only_through_the_callers_jobs(auth_c
     resp = await auth_client.get(BASE + f"?after={cursor}", headers=auth("bob"))
     assert resp.status == 200
     assert [job["id"] for job in (await resp.json())["jobs"]] == [mine]
+
+
+@pytest.mark.parametrize("bobs_body", [{"n": 1}, {"n": 2}], ids=["same-body", "other-body"])
+async def test_idempotency_keys_belong_to_one_client(auth_client, bobs_body):
+    key = {"Idempotency-Key": "order-42"}
+    first = await (await auth_client.post(BASE + "?process=hold", json={"n": 1},
+                                          headers={**auth("alice"), **key})).json()
+    resp = await auth_client.post(BASE + "?process=hold", json=bobs_body,
+                                  headers={**auth("bob"), **key})
+    assert resp.status == 202  # neither alice's job nor a 422 that would reveal her key
+    assert (await resp.json())["id"] != first["id"]
+    again = await (await auth_client.post(BASE + "?process=hold", json={"n": 1},
+                                          headers={**auth("alice"), **key})).json()
+    assert again["id"] == first["id"]
