@@ -1,10 +1,11 @@
 """The bound on unfinished jobs, counted in memory so a submission never costs a COUNT(*).
 
-The count starts from the store when the engine starts, then follows every job: a
-submission reserves its place before its insert (so concurrent ones cannot overshoot),
-the commit confirms it or the failure gives it back, and a job's terminal write frees it.
-Should the count ever drift upward it would refuse work for ever, so while it says the
-backlog is full it is read again from the store, at most once per ``recount_s``.
+The count is read from the store when the engine starts, then follows every job:
+a submission reserves its place before its insert (so concurrent ones cannot overshoot),
+the commit confirms it (the engine reports each stored job to its observers, this among
+them) or its failure gives it back, and a job's end frees it. Should the count ever drift
+upward it would refuse work for ever, so while it says the backlog is full it is read
+again from the store, at most once per ``recount_s``.
 """
 
 from __future__ import annotations
@@ -13,18 +14,20 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 
+from ..config import LimitSettings
 from ..errors import Overloaded
+from ..models import Job
 
 
 class Backlog:
-    """How many jobs are queued, running or paused, and whether one more may come."""
+    """How many jobs are queued, running or paused, and whether more may come."""
 
     def __init__(
-        self, limit: int, retry_after_s: float, count: Callable[[], Awaitable[int]], *,
+        self, limits: LimitSettings, count: Callable[[], Awaitable[int]], *,
         recount_s: float = 1.0, clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.limit = limit
-        self.retry_after_s = retry_after_s
+        self.limit = limits.max_backlog
+        self.retry_after_s = limits.backlog_retry_after_s
         self._count = count
         self._recount_s = recount_s
         self._clock = clock
@@ -38,12 +41,14 @@ class Backlog:
         return self._stored + self._reserved
 
     async def start(self) -> None:
-        """Take the count from the store (once, at start)."""
+        """Take the count from the store (once, when the engine starts)."""
         await self._recount()
 
     async def reserve(self, count: int = 1) -> None:
         """Make room for ``count`` new jobs, or raise ``Overloaded``."""
-        if self.size + count > self.limit and self._stale():
+        if self.size + count > self.limit and (
+            self._counted_s is None or self._clock() - self._counted_s >= self._recount_s
+        ):
             await self._recount()
         if self.size + count > self.limit:
             raise Overloaded(
@@ -52,32 +57,38 @@ class Backlog:
             )
         self._reserved += count
 
-    def follow(self, commit: asyncio.Future, count: int = 1) -> None:
-        """Confirm ``count`` reserved places once ``commit`` succeeds, free them if it fails."""
+    def insert(self, count: int, insert: Callable[[], asyncio.Future]) -> asyncio.Future:
+        """Run ``insert`` for ``count`` reserved jobs; their places are freed if it fails."""
+        try:
+            commit = insert()
+        except BaseException:
+            self.release(count)
+            raise
 
         def settled(future: asyncio.Future) -> None:
             if future.cancelled() or future.exception() is not None:
                 self.release(count)
-            else:
-                self.stored(count)
 
         commit.add_done_callback(settled)
+        return commit
 
-    def stored(self, count: int = 1) -> None:
-        """The reserved jobs are committed."""
-        self._reserved -= count
-        self._stored += count
+    async def admit(self, count: int, insert: Callable[[], asyncio.Future]) -> asyncio.Future:
+        """Reserve ``count`` places, then ``insert`` the jobs (see ``reserve``, ``insert``)."""
+        await self.reserve(count)
+        return self.insert(count, insert)
 
     def release(self, count: int = 1) -> None:
-        """The reserved jobs were not stored after all."""
+        """Reserved jobs were not stored after all."""
         self._reserved -= count
 
-    def ended(self, count: int = 1) -> None:
-        """Jobs reached a terminal state."""
-        self._stored = max(0, self._stored - count)
+    def job_submitted(self, job: Job) -> None:
+        """Observer: a reserved job is committed."""
+        self._reserved -= 1
+        self._stored += 1
 
-    def _stale(self) -> bool:
-        return self._counted_s is None or self._clock() - self._counted_s >= self._recount_s
+    def job_ended(self, job: Job) -> None:
+        """Observer: a job reached a terminal state."""
+        self._stored = max(0, self._stored - 1)
 
     async def _recount(self) -> None:
         self._counted_s = self._clock()

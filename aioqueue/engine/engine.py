@@ -51,9 +51,7 @@ class Engine(JobControl):
         self.store = store
         self.registry = registry
         self.settings = settings
-        limits = limits or LimitSettings()
-        self.backlog = Backlog(limits.max_backlog, limits.backlog_retry_after_s,
-                               store.count_active)
+        self.backlog = Backlog(limits or LimitSettings(), store.count_active)
         self.accepting = False
         self._free = settings.workers
         self._released: set[str] = set()  # jobs whose worker slot was given back early
@@ -72,7 +70,7 @@ class Engine(JobControl):
         self._on_change = on_change
         self._arrivals = Arrivals()
         #: told of every stored and every ended job (metrics hook; no HTTP, no prometheus here)
-        self.observers: list[JobObserver] = []
+        self.observers: list[JobObserver] = [self.backlog]
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -206,13 +204,11 @@ class Engine(JobControl):
                     self._note_queued(job.scheduled_at_ms)
 
         try:
-            stored = self.store.insert([job])
+            stored = self.backlog.insert(1, lambda: self.store.insert([job]))
         except BaseException:
-            self.backlog.release(1)
             if handoff:
                 self._free += 1
             raise
-        self.backlog.follow(stored, 1)
         stored.add_done_callback(committed)
         return stored
 
@@ -229,13 +225,7 @@ class Engine(JobControl):
         jobs = bulk_jobs(self.registry.get(process), items, priority=priority, owner=owner,
                          callback_url=callback_url, notify_email=notify_email)
         if jobs:
-            await self.backlog.reserve(len(jobs))
-            try:
-                stored = self.store.insert(jobs)
-            except BaseException:
-                self.backlog.release(len(jobs))
-                raise
-            self.backlog.follow(stored, len(jobs))
+            stored = await self.backlog.admit(len(jobs), lambda: self.store.insert(jobs))
             stored.add_done_callback(lambda f: f.cancelled() or f.exception() or self._queued(jobs))
             await asyncio.shield(stored)
         return jobs
@@ -268,7 +258,6 @@ class Engine(JobControl):
 
     def _ended(self, job: Job) -> None:
         """Tell listeners, waiters and observers that ``job`` reached a terminal state."""
-        self.backlog.ended(1)
         self._changed(job)
         self._waiters.ended(job)
         for observer in self.observers:

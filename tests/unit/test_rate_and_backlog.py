@@ -6,9 +6,11 @@ import asyncio
 
 import pytest
 
+from aioqueue.config import LimitSettings
 from aioqueue.engine.backlog import Backlog
 from aioqueue.errors import Overloaded
 from aioqueue.ratelimit import RateLimiter
+from tests.factories import make_job
 
 
 class Clock:
@@ -57,27 +59,47 @@ class Counted:
         return self.value
 
 
+def _limits(max_backlog: int, retry_after_s: int = 1) -> LimitSettings:
+    return LimitSettings(max_backlog=max_backlog, backlog_retry_after_s=retry_after_s)
+
+
 async def test_backlog_reserves_confirms_releases_and_frees():
     count = Counted(1)
-    backlog = Backlog(3, 5, count, clock=Clock())
+    backlog = Backlog(_limits(3, 5), count, clock=Clock())
     await backlog.start()
-    assert backlog.size == 1
     await backlog.reserve()
+    assert (backlog.size, count.calls) == (2, 1)
     await backlog.reserve()
     with pytest.raises(Overloaded) as caught:
         await backlog.reserve()
     assert caught.value.retry_after_s == 5
     backlog.release()
     await backlog.reserve()
-    backlog.stored()
-    backlog.ended()
+    backlog.job_submitted(make_job())
+    backlog.job_ended(make_job())
     await backlog.reserve()
     assert backlog.size == 3
 
 
+async def test_an_insert_that_fails_gives_its_places_back():
+    backlog = Backlog(_limits(2), Counted(0), clock=Clock())
+    failing = asyncio.get_running_loop().create_future()
+    await backlog.admit(2, lambda: failing)
+    assert backlog.size == 2
+    failing.set_exception(RuntimeError("disk full"))
+    await asyncio.sleep(0)  # let the done-callback run
+    assert backlog.size == 0
+
+    def refused():
+        raise RuntimeError("store closed")
+
+    with pytest.raises(RuntimeError):
+        await backlog.admit(2, refused)
+    assert backlog.size == 0
+
+
 async def test_concurrent_reservations_never_overshoot():
-    backlog = Backlog(10, 1, Counted(0), clock=Clock())
-    await backlog.start()
+    backlog = Backlog(_limits(10), Counted(0), clock=Clock())
     results = await asyncio.gather(*(backlog.reserve() for _ in range(50)),
                                    return_exceptions=True)
     assert sum(r is None for r in results) == 10
@@ -87,7 +109,7 @@ async def test_concurrent_reservations_never_overshoot():
 async def test_a_full_count_is_reread_at_most_once_per_interval():
     clock = Clock()
     count = Counted(5)
-    backlog = Backlog(5, 1, count, recount_s=1.0, clock=clock)
+    backlog = Backlog(_limits(5), count, recount_s=1.0, clock=clock)
     await backlog.start()
     for _ in range(10):
         with pytest.raises(Overloaded):
@@ -104,7 +126,7 @@ async def test_a_full_count_is_reread_at_most_once_per_interval():
 
 
 async def test_engine_counts_from_the_store_at_start_and_follows_each_end(tmp_path):
-    from aioqueue.config import EngineSettings, LimitSettings
+    from aioqueue.config import EngineSettings
     from aioqueue.engine import Engine
     from aioqueue.processes import BUILTINS
     from aioqueue.store import Store
@@ -126,9 +148,9 @@ async def test_engine_counts_from_the_store_at_start_and_follows_each_end(tmp_pa
     engine = Engine(store, BUILTINS, settings, limits=limits)
     await engine.start()
     try:
-        assert engine.backlog.size == 2
         ended = await engine.submit("echo", 1, wait_s=5)
         assert ended.state.value == "success"
+        assert engine.backlog.size == 2  # the two left by the last run, counted at start
         failed = await engine.submit("fail", 1, wait_s=5)
         assert failed.state.value == "failure"
         assert engine.backlog.size == await store.count_active() == 2
