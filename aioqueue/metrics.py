@@ -9,6 +9,7 @@ Prometheus scrapes, not kept up to date on every change.
 from __future__ import annotations
 
 import time
+from typing import Any
 from collections.abc import Awaitable, Callable
 
 import orjson
@@ -28,6 +29,7 @@ class Metrics:
     """The collectors of one app; also the engine's ``JobObserver``."""
 
     def __init__(self) -> None:
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.submitted = Counter("aioqueue_jobs_submitted", "Jobs stored, by process.",
@@ -91,10 +93,20 @@ class Metrics:
                 raise
             finally:
                 route = _route_of(request)
-                self.requests.labels(request.method, route, str(status)).inc()
-                self.request_time.labels(route).observe(time.perf_counter() - started)
+                self._child(self.requests, request.method, route, str(status)).inc()
+                self._child(self.request_time, route).observe(time.perf_counter() - started)
 
         return count_requests
+
+    def _child(self, metric: Any, *labels: str) -> Any:
+        """``metric.labels(*labels)``, remembered: on every request it is the costliest part.
+
+        Routes, methods and statuses are few, so the memo stays small."""
+        key = (id(metric), labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
 
 
 def _route_of(request: web.Request) -> str:

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import enum
 import functools
+import os
 import re
 import time
-import uuid
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Any
@@ -75,8 +75,15 @@ _JOB_ID = re.compile(r"[0-9a-f]{32}")
 
 
 def new_job_id() -> str:
-    """A uuid4 as 32 lowercase hex characters, as clients see it."""
-    return uuid.uuid4().hex
+    """A uuid4 as 32 lowercase hex characters, as clients see it.
+
+    Made from the random bytes directly: ``uuid.uuid4().hex`` builds an integer and a
+    UUID object first, which costs more than the rest of an id's life on the submit path.
+    """
+    raw = bytearray(os.urandom(16))
+    raw[6] = (raw[6] & 0x0F) | 0x40  # version 4
+    raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
+    return raw.hex()
 
 
 def is_job_id(value: str) -> bool:

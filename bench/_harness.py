@@ -61,14 +61,23 @@ def hello_server() -> Iterator[str]:
         yield f"http://127.0.0.1:{port}"
 
 
+#: throughput runs queue far more than the default backlog limit, which would refuse them
+UNLIMITED = "[limits]\nmax_backlog = 100000000\n"
+
+
 @contextmanager
-def aioqueue_server(*extra: str, workers: int = 16) -> Iterator[tuple[str, str, subprocess.Popen]]:
+def aioqueue_server(*extra: str, workers: int = 16, config: str = UNLIMITED
+                    ) -> Iterator[tuple[str, str, subprocess.Popen]]:
     """An aioqueue server on a fresh database in a temp folder; yields (url, db path, process)."""
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="aioqueue-bench-") as tmp:
         db = os.path.join(tmp, "bench.db")
+        config_path = os.path.join(tmp, "bench.toml")
+        with open(config_path, "w") as fh:
+            fh.write(config)
         argv = [sys.executable, "-m", "aioqueue", "serve", "--port", str(port), "--db", db,
-                "--workers", str(workers), "--log-level", "WARNING", *extra]
+                "--workers", str(workers), "--log-level", "WARNING", "--config", config_path,
+                *extra]
         with server(argv, f"http://127.0.0.1:{port}/health") as proc:
             yield f"http://127.0.0.1:{port}", db, proc
 

@@ -13,9 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
-import os
 import statistics
-import tempfile
 import time
 
 import aiohttp
@@ -63,19 +61,14 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=64)
     parser.add_argument("--seconds", type=float, default=30)
     args = parser.parse_args()
-    with tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False) as cfg:
-        cfg.write(f"[limits]\nmax_backlog = {args.backlog}\n")
-    try:
-        with aioqueue_server("--config", cfg.name, workers=4) as (url, _, proc):
-            pid = proc.pid
-            before = memory_mb(pid)
-            started = time.monotonic()
-            codes, latencies = asyncio.run(
-                load(url, args.backlog * args.factor, args.clients, args.seconds))
-            elapsed = time.monotonic() - started
-            after = memory_mb(pid)
-    finally:
-        os.unlink(cfg.name)
+    config = f"[limits]\nmax_backlog = {args.backlog}\n"
+    with aioqueue_server(workers=4, config=config) as (url, _, proc):
+        before = memory_mb(proc.pid)
+        started = time.monotonic()
+        codes, latencies = asyncio.run(
+            load(url, args.backlog * args.factor, args.clients, args.seconds))
+        elapsed = time.monotonic() - started
+        after = memory_mb(proc.pid)
     cuts = statistics.quantiles(latencies, n=100)
     print(f"{sum(codes.values())} submissions in {elapsed:.1f} s "
           f"({sum(codes.values()) / elapsed:.0f}/s), backlog limit {args.backlog}")
