@@ -17,7 +17,7 @@ import sys
 import tempfile
 import time
 
-from _harness import free_port
+from _harness import free_port, stop
 from aioqueue.models import Job, JobState, new_job_id, now_ms
 from aioqueue.store import Store
 from core import wait_all_terminal
@@ -52,8 +52,7 @@ def main() -> None:
         try:
             total, finished = wait_all_terminal(db, at_least=args.jobs)
         finally:
-            proc.terminate()
-            proc.wait(30)
+            stop(proc)
     print(f"{total} stored no-op jobs run in {finished - started:.2f} s (start-up included): "
           f"{total / (finished - started):.0f} jobs/s")
 

@@ -20,7 +20,7 @@ import tempfile
 import threading
 import time
 
-from _harness import HERE, aioqueue_server, hello_server, require_wrk, wrk
+from _harness import HERE, aioqueue_server, hello_server, require_wrk, stop, wrk
 from core import wait_all_terminal
 
 STOP_AFTER = """
@@ -86,12 +86,7 @@ def run_huey(jobs: int, workers: int) -> tuple[int, float]:
             finished = time.monotonic()
             done = huey_tasks.huey.result_count()
         finally:
-            consumer.send_signal(signal.SIGINT)
-            try:
-                consumer.wait(20)
-            except subprocess.TimeoutExpired:
-                consumer.kill()
-                consumer.wait()
+            stop(consumer, signal.SIGINT)
     return done, finished - started
 
 

@@ -25,7 +25,7 @@ import urllib.request
 
 import orjson
 
-from _harness import free_port
+from _harness import free_port, stop
 from aioqueue.models import Job, JobState, new_job_id, now_ms
 from aioqueue.store import Store
 
@@ -122,8 +122,7 @@ def measure(path: str, ids: list[str], label: str, extra: list[str]) -> None:
         print(f"[{label}] list ?state=queued:  {percentiles(by_state)}")
         print(f"[{label}] RSS after the reads: {rss_mb(proc.pid):.1f} MB")
     finally:
-        proc.terminate()
-        proc.wait(30)
+        stop(proc)
 
 
 def purge(path: str, extra: list[str]) -> None:
@@ -150,8 +149,7 @@ def purge(path: str, extra: list[str]) -> None:
         print(f"purge of the terminal jobs: {time.perf_counter() - started:.1f} s "
               f"({left} left), RSS {rss_mb(proc.pid):.1f} MB")
     finally:
-        proc.terminate()
-        proc.wait(30)
+        stop(proc)
         os.unlink(cfg.name)
 
 
