@@ -19,7 +19,6 @@ from .engine.command import command_process
 from .engine.retention import Retention
 from .hub import Hub
 from .metrics import METRICS, Metrics, metrics_handler
-from .models import Job
 from .notify import Notifier
 from .processes import BUILTINS
 from .ratelimit import RateLimiter
@@ -61,13 +60,8 @@ def create_app(settings: Settings, registry: Registry | None = None) -> web.Appl
         await store.open()
         notifier = Notifier(store, settings.notify)
 
-        def on_change(job: Job) -> None:
-            hub.publish(job)
-            notifier.on_change(job)
-
-        engine = Engine(store, registry, settings.engine, limits=settings.limits,
-                        on_change=on_change)
-        engine.observers.append(metrics)
+        engine = Engine(store, registry, settings.engine, limits=settings.limits)
+        engine.observers += [hub, notifier, metrics]
         retention = Retention(store, settings.retention)
         app[ENGINE] = engine
         try:

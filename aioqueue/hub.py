@@ -14,6 +14,7 @@ import asyncio
 import itertools
 from dataclasses import dataclass
 
+from .engine.observer import JobObserver
 from .models import Job, now_ms
 
 
@@ -81,7 +82,7 @@ class Subscription:
         self.end("closed")
 
 
-class Hub:
+class Hub(JobObserver):
     """Subscriptions by job and for all jobs; a plain callable the engine can call."""
 
     def __init__(self, max_pending: int = 10000) -> None:
@@ -92,6 +93,10 @@ class Hub:
         self._last: dict[str, int] = {}
         self._by_job: dict[str, set[Subscription]] = {}
         self._all: set[Subscription] = set()
+
+    def job_changed(self, job: Job) -> None:
+        """The engine's hook: publish every change."""
+        self.publish(job)
 
     def publish(self, job: Job) -> None:
         """Hand a change of ``job`` to every interested reader."""

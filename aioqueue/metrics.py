@@ -9,8 +9,8 @@ Prometheus scrapes, not kept up to date on every change.
 from __future__ import annotations
 
 import time
-from typing import Any
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import orjson
 from aiohttp import web
@@ -18,14 +18,14 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 from .api import ENGINE
-from .engine import Engine
+from .engine import Engine, JobObserver
 from .models import Job
 
 #: run time buckets in seconds, from quick echo jobs to hour-long batch work
 DURATION_BUCKETS_S = (0.005, 0.025, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
 
 
-class Metrics:
+class Metrics(JobObserver):
     """The collectors of one app; also the engine's ``JobObserver``."""
 
     def __init__(self) -> None:

@@ -26,6 +26,7 @@ import orjson
 
 from .callbacks import check_callback_url, sign
 from .config import NotifySettings
+from .engine.observer import JobObserver
 from .errors import ConfigError, InvalidRequest
 from .models import Job, Notice, now_ms
 from .store import Store
@@ -36,7 +37,7 @@ log = logging.getLogger(__name__)
 _ROUND = 50
 
 
-class Notifier:
+class Notifier(JobObserver):
     """The delivery task. ``wake()`` when a job with notices ends; it also wakes by itself
     when the next retry is due."""
 
@@ -69,8 +70,8 @@ class Notifier:
     def wake(self) -> None:
         self._wake.set()
 
-    def on_change(self, job: Job) -> None:
-        """An engine listener: wake up when a job that has notices ends."""
+    def job_changed(self, job: Job) -> None:
+        """Wake up when a job that has notices ends."""
         if job.terminal and (job.callback_url or job.notify_email):
             self.wake()
 

@@ -16,10 +16,11 @@ from collections.abc import Awaitable, Callable
 
 from ..config import LimitSettings
 from ..errors import Overloaded
+from .observer import JobObserver
 from ..models import Job
 
 
-class Backlog:
+class Backlog(JobObserver):
     """How many jobs are queued, running or paused, and whether more may come."""
 
     def __init__(

@@ -13,7 +13,7 @@ import base64
 import binascii
 import hashlib
 from collections.abc import Callable, Collection
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import orjson
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Sequence
 from typing import Any
 
 import orjson
@@ -43,9 +43,8 @@ class Engine(JobControl):
 
     def __init__(
         self, store: Store, registry: Registry, settings: EngineSettings, *,
-        limits: LimitSettings | None = None, on_change: Callable[[Job], None] | None = None,
+        limits: LimitSettings | None = None,
     ) -> None:
-        """``on_change(job)`` is called after every change of a job's state or progress."""
         if settings.workers < 1:
             raise ValueError("engine.workers must be at least 1")
         self.store = store
@@ -67,9 +66,8 @@ class Engine(JobControl):
         self._full: set[str] = set()
         self._waiters = Waiters()
         self._tasks: list[asyncio.Task] = []
-        self._on_change = on_change
         self._arrivals = Arrivals()
-        #: told of every stored and every ended job (metrics hook; no HTTP, no prometheus here)
+        #: told of every change, stored and ended job (events, notices, metrics, backlog)
         self.observers: list[JobObserver] = [self.backlog]
 
     # ---------------------------------------------------------------- lifecycle
@@ -241,27 +239,27 @@ class Engine(JobControl):
 
     # ---------------------------------------------------------------- listeners
 
+    def _tell(self, event: str, job: Job) -> None:
+        """Call ``event`` on every observer; a failing observer never stops the engine."""
+        for observer in self.observers:
+            try:
+                getattr(observer, event)(job)
+            except Exception:
+                log.exception("job %s: %s failed in %r", job.id, event, observer)
+
     def _changed(self, job: Job) -> None:
-        """Tell ``on_change``; a failing listener never stops the engine."""
-        if self._on_change is None:
-            return
-        try:
-            self._on_change(job)
-        except Exception:
-            log.exception("job %s: the change listener failed", job.id)
+        self._tell("job_changed", job)
 
     def _submitted(self, job: Job) -> None:
-        """A new job is committed: tell listeners and observers."""
-        self._changed(job)
-        for observer in self.observers:
-            observer.job_submitted(job)
+        """A new job is committed."""
+        self._tell("job_changed", job)
+        self._tell("job_submitted", job)
 
     def _ended(self, job: Job) -> None:
-        """Tell listeners, waiters and observers that ``job`` reached a terminal state."""
-        self._changed(job)
+        """Tell waiters and observers that ``job`` reached a terminal state."""
+        self._tell("job_changed", job)
         self._waiters.ended(job)
-        for observer in self.observers:
-            observer.job_ended(job)
+        self._tell("job_ended", job)
 
     # ---------------------------------------------------------------- dispatching
 
