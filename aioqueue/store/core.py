@@ -17,7 +17,6 @@ import asyncio
 import logging
 import sqlite3
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import aiosqlite
@@ -25,6 +24,7 @@ import aiosqlite
 from ..errors import DuplicateJob, Unavailable
 from ..models import ACTIVE, ErrorCode, Job, JobState, error_json, sources
 from .control import ControlQueries
+from .batch import Batch, Insert, Write, group_writes, quietly, settle
 from .outbox import OutboxQueries
 from .schema import (
     _INSERT, CLAIM_SQL, COLUMNS, MIGRATIONS, NEXT_DUE_SQL, SCHEMA_VERSION, _job_to_row,
@@ -32,32 +32,6 @@ from .schema import (
 )
 
 log = logging.getLogger(__name__)
-
-@dataclass(slots=True)
-class _Write:
-    sql: str
-    params: Any
-    future: asyncio.Future
-    fetch: bool = False
-    #: may share one executemany with the batch's other writes of the same SQL
-    grouped: bool = False
-
-
-@dataclass(slots=True)
-class _Insert:
-    rows: list[tuple]
-    future: asyncio.Future
-
-
-@dataclass(slots=True)
-class _Batch:
-    inserts: list[_Insert] = field(default_factory=list)
-    writes: list[_Write] = field(default_factory=list)
-    progress: dict[str, bytes] = field(default_factory=dict)
-
-    def __bool__(self) -> bool:
-        return bool(self.inserts or self.writes or self.progress)
-
 
 class Store(ControlQueries, OutboxQueries):
     """SQLite storage for jobs. Open it, use it from one event loop, close it."""
@@ -68,7 +42,7 @@ class Store(ControlQueries, OutboxQueries):
         self._writer: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
         self._lookups: sqlite3.Connection | None = None
-        self._batch = _Batch()
+        self._batch = Batch()
         self._wake = asyncio.Event()
         self._writer_task: asyncio.Task | None = None
         self._closing = False
@@ -141,7 +115,7 @@ class Store(ControlQueries, OutboxQueries):
         if self._closing:
             raise Unavailable("the store is closed")
         future = asyncio.get_running_loop().create_future()
-        self._batch.writes.append(_Write(sql, params, future, fetch, grouped))
+        self._batch.writes.append(Write(sql, params, future, fetch, grouped))
         self._wake.set()
         return future
 
@@ -153,10 +127,10 @@ class Store(ControlQueries, OutboxQueries):
                 self._wake.clear()
                 await self._wake.wait()
                 continue
-            batch, self._batch = self._batch, _Batch()
+            batch, self._batch = self._batch, Batch()
             await self._commit(batch)
 
-    async def _commit(self, batch: _Batch) -> None:
+    async def _commit(self, batch: Batch) -> None:
         """Run a batch as one transaction; each write gets its own result or error.
 
         The statements are handed to aiosqlite's thread all at once (gather keeps their
@@ -169,7 +143,7 @@ class Store(ControlQueries, OutboxQueries):
         if new_rows:
             # new jobs first: a later write of the same batch may already refer to one
             steps.append(conn.executemany(_INSERT, new_rows))
-        units = _group(batch.writes)
+        units = group_writes(batch.writes)
         for unit in units:
             first = unit[0]
             if first.fetch:
@@ -193,9 +167,9 @@ class Store(ControlQueries, OutboxQueries):
         if isinstance(failed, BaseException):
             log.error("commit failed, %d writes lost: %r",
                       len(batch.writes) + len(batch.inserts), failed)
-            await _quietly(conn.rollback())
+            await quietly(conn.rollback())
             for write in [*batch.inserts, *batch.writes]:
-                _settle(write.future, Unavailable("storage unavailable: the commit failed"))
+                settle(write.future, Unavailable("storage unavailable: the commit failed"))
             return
         self.commits += 1
         if new_rows:
@@ -215,9 +189,9 @@ class Store(ControlQueries, OutboxQueries):
             else:
                 result = outcome.rowcount
             for write in unit:
-                _settle(write.future, result)
+                settle(write.future, result)
 
-    async def _settle_inserts(self, inserts: list[_Insert], stored: int, expected: int) -> None:
+    async def _settle_inserts(self, inserts: list[Insert], stored: int, expected: int) -> None:
         """Answer each insert; one whose rows a unique index refused gets ``DuplicateJob``."""
         missing: set[str] = set()
         if stored < expected:
@@ -227,9 +201,9 @@ class Store(ControlQueries, OutboxQueries):
             missing = set(ids) - present
         for insert in inserts:
             if missing and any(row[0] in missing for row in insert.rows):
-                _settle(insert.future, DuplicateJob("a job with this idempotency key exists"))
+                settle(insert.future, DuplicateJob("a job with this idempotency key exists"))
             else:
-                _settle(insert.future, None)
+                settle(insert.future, None)
 
     # ---------------------------------------------------------------- writes
 
@@ -244,7 +218,7 @@ class Store(ControlQueries, OutboxQueries):
         if self._closing:
             raise Unavailable("the store is closed")
         future = asyncio.get_running_loop().create_future()
-        self._batch.inserts.append(_Insert([_job_to_row(job) for job in jobs], future))
+        self._batch.inserts.append(Insert([_job_to_row(job) for job in jobs], future))
         self._wake.set()
         return future
 
@@ -400,37 +374,3 @@ class Store(ControlQueries, OutboxQueries):
         except sqlite3.Error as exc:
             log.error("read failed: %r", exc)
             raise Unavailable("storage unavailable") from None
-
-
-def _group(writes: list[_Write]) -> list[list[_Write]]:
-    """Writes in order, except that grouped writes of one SQL join the first of them."""
-    units: list[list[_Write]] = []
-    groups: dict[str, list[_Write]] = {}
-    for write in writes:
-        if write.grouped:
-            group = groups.get(write.sql)
-            if group is not None:
-                group.append(write)
-                continue
-            groups[write.sql] = group = []
-            group.append(write)
-            units.append(group)
-        else:
-            units.append([write])
-    return units
-
-
-def _settle(future: asyncio.Future, outcome: Any) -> None:
-    if future.done():
-        return
-    if isinstance(outcome, BaseException):
-        future.set_exception(outcome)
-    else:
-        future.set_result(outcome)
-
-
-async def _quietly(awaitable: Any) -> None:
-    try:
-        await awaitable
-    except sqlite3.Error:
-        pass

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from aioqueue.api import ENGINE
 from aioqueue.app import build_registry
 from aioqueue.config import CommandSettings, ProcessSettings, Settings, load_settings
 from aioqueue.errors import ConfigError

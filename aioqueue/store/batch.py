@@ -1,0 +1,76 @@
+"""What one group commit is made of: the writes waiting for it, and how they are answered."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(slots=True)
+class Write:
+    """A statement waiting for the next commit, and the future its caller awaits."""
+
+    sql: str
+    params: Any
+    future: asyncio.Future
+    fetch: bool = False
+    #: may share one executemany with the batch's other writes of the same SQL
+    grouped: bool = False
+
+
+@dataclass(slots=True)
+class Insert:
+    """New jobs' rows: all inserts of a commit share one ``executemany``."""
+
+    rows: list[tuple]
+    future: asyncio.Future
+
+
+@dataclass(slots=True)
+class Batch:
+    """Everything one transaction will write."""
+
+    inserts: list[Insert] = field(default_factory=list)
+    writes: list[Write] = field(default_factory=list)
+    progress: dict[str, bytes] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.inserts or self.writes or self.progress)
+
+
+def group_writes(writes: list[Write]) -> list[list[Write]]:
+    """Writes in order, except that grouped writes of one SQL join the first of them."""
+    units: list[list[Write]] = []
+    groups: dict[str, list[Write]] = {}
+    for write in writes:
+        if write.grouped:
+            group = groups.get(write.sql)
+            if group is not None:
+                group.append(write)
+                continue
+            groups[write.sql] = group = []
+            group.append(write)
+            units.append(group)
+        else:
+            units.append([write])
+    return units
+
+
+def settle(future: asyncio.Future, outcome: Any) -> None:
+    """Answer a caller with a result or an exception, unless it was answered already."""
+    if future.done():
+        return
+    if isinstance(outcome, BaseException):
+        future.set_exception(outcome)
+    else:
+        future.set_result(outcome)
+
+
+async def quietly(awaitable: Any) -> None:
+    """Await a rollback whose failure changes nothing (the commit failed already)."""
+    try:
+        await awaitable
+    except sqlite3.Error:
+        pass
