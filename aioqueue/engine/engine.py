@@ -29,6 +29,7 @@ from .backlog import Backlog
 from .batch import Arrivals, bulk_jobs, dump_input, run_batch
 from .context import JobCancelled, JobContext
 from .control import JobControl, request_digest
+from .dispatch import Dispatching
 from .observer import JobObserver
 from .outcome import GIVE_BACK, Outcome, failed, raised, record, succeeded
 from .registry import Registry
@@ -38,7 +39,7 @@ from .waiters import Waiters
 log = logging.getLogger(__name__)
 
 
-class Engine(JobControl):
+class Engine(JobControl, Dispatching):
     """Owns the queue and the workers. Knows nothing of HTTP."""
 
     def __init__(
@@ -260,59 +261,6 @@ class Engine(JobControl):
         self._tell("job_changed", job)
         self._waiters.ended(job)
         self._tell("job_ended", job)
-
-    # ---------------------------------------------------------------- dispatching
-
-    def _note_queued(self, scheduled_at_ms: int) -> None:
-        """Wake the dispatcher only when this job moves its next deadline earlier."""
-        if self._noted_ms is None or scheduled_at_ms < self._noted_ms:
-            self._noted_ms = scheduled_at_ms
-        if self._next_due_ms is None or scheduled_at_ms < self._next_due_ms:
-            self._next_due_ms = scheduled_at_ms
-            self._wake.set()
-        self._arrivals.notify()
-
-    async def _dispatch(self) -> None:
-        while self.accepting:
-            self._wake.clear()
-            # claim only when something may be due: a wake that just moved a future
-            # deadline costs no commit
-            if self._free > 0 and self._next_due_ms is not None and self._next_due_ms <= now_ms():
-                try:
-                    await self._claim()
-                except Unavailable:
-                    log.exception("claim failed; retrying in 1 s")
-                    await asyncio.sleep(1)
-                    continue
-            timeout = None
-            if self._free > 0 and self._next_due_ms is not None:
-                timeout = max(0.0, (self._next_due_ms - now_ms()) / 1000)
-                if timeout == 0:
-                    continue
-            try:
-                await asyncio.wait_for(self._wake.wait(), timeout)
-            except TimeoutError:
-                pass
-
-    async def _claim(self) -> None:
-        wanted = self._free
-        now = now_ms()
-        self._noted_ms = None
-        jobs = await self.store.claim(wanted, now, self.registry.caps(self._busy, wanted))
-        for job in jobs:
-            self._free -= 1
-            self._launch(job)
-            self._changed(job)
-        caps = self.registry.caps(self._busy, wanted)
-        self._full = set() if caps is None else {n for n, cap in caps.items() if cap <= 0}
-        if len(jobs) == wanted:
-            self._next_due_ms = now
-            return
-        due = await self.store.next_due_ms(
-            None if caps is None else [n for n, cap in caps.items() if cap > 0])
-        # a job queued while we claimed and read may be missing from what we read
-        noted = self._noted_ms
-        self._next_due_ms = due if noted is None else noted if due is None else min(due, noted)
 
     def _launch(self, job: Job) -> None:
         """Hand a job now ``running`` in the store to the workers (one is reserved for it)."""
