@@ -38,6 +38,20 @@ async def _until(check, timeout_s: float = 5.0):
     return value
 
 
+async def _start_hanging(client, pidfile) -> tuple[str, int, int]:
+    """Submit the tool in ``hang`` mode; once it has started its child, return the job id
+    and the two pids (the group leader and its child)."""
+    job_id = (await (await client.post("/async-process/?process=tool",
+                                       json={"mode": "hang", "pidfile": str(pidfile)})).json())["id"]
+
+    async def started():
+        return pidfile.exists() and pidfile.read_text().count(" ") == 1
+
+    assert await _until(started)
+    leader, child = map(int, pidfile.read_text().split())
+    return job_id, leader, child
+
+
 async def test_stdin_in_stdout_out_with_env_and_cwd(make_client, tmp_path, monkeypatch):
     monkeypatch.setenv("AIOQUEUE_TEST_SECRET", "not for commands")
     commands = {"tool": _command(env={"GREETING": "hola"}, cwd=str(tmp_path),
@@ -104,14 +118,7 @@ async def test_progress_then_timeout_kills_the_whole_process_group(make_client, 
 async def test_cancel_kills_the_whole_process_group(make_client, tmp_path):
     pidfile = tmp_path / "pids"
     client = await make_client(processes={"commands": {"tool": _command(kill_grace_s=0.2)}})
-    job_id = (await (await client.post("/async-process/?process=tool",
-                                       json={"mode": "hang", "pidfile": str(pidfile)})).json())["id"]
-
-    async def started():
-        return pidfile.exists() and pidfile.read_text().count(" ") == 1
-
-    assert await _until(started)
-    leader, child = map(int, pidfile.read_text().split())
+    job_id, leader, child = await _start_hanging(client, pidfile)
     assert (await client.post(f"/async-process/{job_id}/cancel")).status == 200
     job = await (await client.get(f"/async-process/{job_id}?return_timeout=10")).json()
     assert (job["state"], job["error"]["code"]) == ("failure", "cancelled")
@@ -128,14 +135,7 @@ async def test_stopping_the_server_kills_a_running_command_and_requeues_it(
     pidfile = tmp_path / "pids"
     commands = {"tool": _command(kill_grace_s=0.2)}
     client = await make_client(processes={"commands": commands}, server={"shutdown_grace_s": 0.1})
-    job_id = (await (await client.post("/async-process/?process=tool",
-                                       json={"mode": "hang", "pidfile": str(pidfile)})).json())["id"]
-
-    async def started():
-        return pidfile.exists() and pidfile.read_text().count(" ") == 1
-
-    assert await _until(started)
-    leader, child = map(int, pidfile.read_text().split())
+    job_id, leader, child = await _start_hanging(client, pidfile)
     await client.close()
     assert not _alive(leader)
 

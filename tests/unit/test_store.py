@@ -172,3 +172,27 @@ async def test_ends_committed_together_still_report_each_guard(store):
     assert outcomes == [True, False]
     assert (await store.get(ended.id)).result == b"0"
     assert (await store.get(active.id)).result == b"1"
+
+
+async def test_a_database_of_the_first_schema_is_migrated_and_keeps_its_jobs(tmp_path):
+    from aioqueue.store import MIGRATIONS
+
+    path = str(tmp_path / "v1.db")
+    with sqlite3.connect(path) as conn:
+        for statement in MIGRATIONS[0]:
+            conn.execute(statement)
+        conn.execute("PRAGMA user_version=1")
+        conn.execute(
+            "INSERT INTO jobs (id, process, state, input, max_attempts, created_at_ms, "
+            "scheduled_at_ms) VALUES (?, 'echo', 'queued', x'7b7d', 1, 5, 5)", ("a" * 32,))
+    store = Store(path)
+    await store.open()
+    try:
+        with sqlite3.connect(path) as conn:
+            assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+        assert {"outbox", "jobs_idempotency", "jobs_owner"} <= tables
+        job = await store.get("a" * 32)
+        assert (job.state, job.input, job.scheduled_at_ms) == (JobState.QUEUED, b"{}", 5)
+    finally:
+        await store.close()
