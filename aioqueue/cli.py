@@ -11,6 +11,7 @@ import asyncio
 import logging
 import sys
 
+from . import admin
 from .commands import CLIENT_COMMANDS, add_commands, run
 from .config import Settings, load_settings
 from .errors import AioqueueError
@@ -28,6 +29,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=int, help="worker tasks (default 16)")
     serve.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR (default INFO)")
     add_commands(commands)
+    admin.add_commands(commands)
     token = commands.add_parser("token", help="manage client tokens")
     token_commands = token.add_subparsers(dest="token_command", required=True)
     new = token_commands.add_parser(
@@ -77,6 +79,8 @@ def main(argv: list[str] | None = None) -> int:
             return 130
     if args.command == "token":
         return _token_new(args)
+    if args.command in admin.ADMIN_COMMANDS:
+        return admin.run(args)
     try:
         settings = _settings(args)
         logging.basicConfig(
