@@ -1,8 +1,16 @@
-"""Shared fixtures: real SQLite files under tmp_path, a real app, a real server."""
+"""Shared fixtures: a real database (SQLite under tmp_path, or PostgreSQL), a real app, a
+real server.
+
+``--backend=postgres`` (or ``AIOQUEUE_TEST_BACKEND=postgres``) runs the app and end-to-end
+tests on PostgreSQL: ``db_location`` is then a fresh schema on the database of
+``AIOQUEUE_TEST_PG`` (see ``tests/postgres.py``) instead of a SQLite file.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,11 +19,46 @@ from aioqueue.app import create_app
 from aioqueue.config import EngineSettings, Settings, StorageSettings
 
 
+BACKENDS = ("sqlite", "postgres")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--backend", choices=BACKENDS, default=os.environ.get("AIOQUEUE_TEST_BACKEND") or None,
+        help="the store the app and end-to-end tests run on (default sqlite; "
+             "env AIOQUEUE_TEST_BACKEND)",
+    )
+
+
+@pytest.fixture(scope="session")
+def backend(request: pytest.FixtureRequest) -> str:
+    """The backend chosen with ``--backend``: sqlite unless told otherwise."""
+    return request.config.getoption("--backend") or "sqlite"
+
+
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    """Defaults with the database in a temp folder."""
+def pg_url() -> Iterator[str]:
+    """A DSN whose ``search_path`` is a fresh schema, dropped after the test."""
+    from tests import postgres
+
+    schema, url = postgres.fresh_schema()
+    yield url
+    postgres.drop_schema(schema)
+
+
+@pytest.fixture
+def db_location(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    """A fresh, empty database of the chosen backend: a file path or a postgresql:// URL."""
+    if backend == "postgres":
+        return request.getfixturevalue("pg_url")
+    return str(tmp_path / "jobs.db")
+
+
+@pytest.fixture
+def settings(db_location: str) -> Settings:
+    """Defaults with a fresh database of the chosen backend."""
     return Settings(
-        storage=StorageSettings(path=str(tmp_path / "jobs.db")),
+        storage=StorageSettings(path=db_location),
         engine=EngineSettings(workers=4, retry_base_s=0.01, retry_max_s=0.05),
     )
 
