@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
@@ -23,6 +24,7 @@ from .errors import (
     InvalidTransition, JobNotFound, Overloaded, RetryLater, Unauthorized, Unavailable,
     UnknownProcess,
 )
+from .jsonbody import parse_json
 from .models import is_job_id, now_ms
 from .callbacks import check_callback_url, check_email
 from .openapi import build_openapi
@@ -97,21 +99,24 @@ async def error_middleware(
 
 # -------------------------------------------------------------------- parsing helpers
 
+#: numbers as JSON writes them, in ASCII digits: no ``1_0``, no Arabic-Indic or other digits
+_NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?", re.ASCII)
+_INTEGER = re.compile(r"-?[0-9]{1,20}", re.ASCII)
+
+
 def _number(value: str, name: str, low: float, high: float) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        raise InvalidRequest(f"{name} must be a number of seconds, not {value[:40]!r}") from None
+    if not _NUMBER.fullmatch(value):
+        raise InvalidRequest(f"{name} must be a number of seconds, not {value[:40]!r}")
+    number = float(value)
     if not math.isfinite(number) or not low <= number <= high:
         raise InvalidRequest(f"{name} must be between {low:g} and {high:g}")
     return number
 
 
 def _integer(value: str, name: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise InvalidRequest(f"{name} must be an integer, not {value[:40]!r}") from None
+    if not _INTEGER.fullmatch(value):
+        raise InvalidRequest(f"{name} must be an integer, not {value[:40]!r}")
+    number = int(value)
     if not -(2**31) <= number < 2**31:
         raise InvalidRequest(f"{name} must fit in 32 bits")
     return number
@@ -183,10 +188,7 @@ async def _read_input(request: web.Request) -> tuple[Any, bytes]:
         return None, b"null"
     if request.content_type not in _JSON_TYPES and not request.content_type.endswith("+json"):
         raise web.HTTPUnsupportedMediaType()
-    try:
-        return orjson.loads(raw), raw
-    except orjson.JSONDecodeError as exc:
-        raise InvalidRequest(f"the body is not valid JSON: {exc}") from None
+    return parse_json(raw, request.app[SETTINGS].server.max_json_depth), raw
 
 
 def _with_input(request: web.Request) -> bool:

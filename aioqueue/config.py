@@ -28,6 +28,12 @@ class ServerSettings:
     retry_after_s: int = 1
     max_bulk_items: int = 1000
     log_level: str = "INFO"
+    #: levels of nesting a JSON body may have; orjson cannot write more than 255
+    max_json_depth: int = 64
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.max_json_depth <= 250:
+            raise ValueError("max_json_depth must be between 1 and 250")
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ opening snapshot when no newer change has happened since.
 from __future__ import annotations
 
 import contextlib
+import re
 
 import orjson
 from aiohttp import web
@@ -38,10 +39,15 @@ def _change_id(hub: Hub, change: Change) -> str:
     return "end" if change.job.terminal else f"{hub.boot}.{change.seq}"
 
 
+#: a seq as this server writes it: ASCII digits that fit in 64 bits
+_SEQ = re.compile(r"[0-9]{1,19}", re.ASCII)
+
+
 def _seen_seq(hub: Hub, last_event_id: str) -> int | None:
-    """The seq a reconnecting reader saw in this run, or None (another run, or no id)."""
+    """The seq a reconnecting reader saw in this run, or None (another run, no id, or an id
+    this server never wrote, such as one with thousands of digits)."""
     run, _, seq = last_event_id.partition(".")
-    if run != hub.boot or not seq.isdigit():
+    if run != hub.boot or not _SEQ.fullmatch(seq):
         return None
     return int(seq)
 
@@ -89,12 +95,12 @@ async def job_events(request: web.Request) -> web.StreamResponse:
             raise JobNotFound("no such job")
         if job.terminal and last_event_id == "end":
             return web.Response(status=204)
+        seen = _seen_seq(hub, last_event_id)  # before the stream starts: no error after it
         resp = await _open(request)
         if job.terminal:
             with contextlib.suppress(ConnectionResetError):
                 await resp.write(_event("end", job))
             return resp
-        seen = _seen_seq(hub, last_event_id)
         current = hub.last_seq(job_id)
         if seen is None or seen < current:
             with contextlib.suppress(ConnectionResetError):

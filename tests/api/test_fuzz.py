@@ -19,9 +19,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from aioqueue import sse
 from aioqueue.app import create_app
 from aioqueue.config import (
-    AuthSettings, EngineSettings, ServerSettings, Settings, StorageSettings,
+    AuthSettings, EngineSettings, EventSettings, ServerSettings, Settings, StorageSettings,
 )
 from tests.api.authclients import CLIENTS, token_settings
 
@@ -55,6 +56,44 @@ PROCESSES = ["echo", "sleep", "sha256", "fail", "nope", ""]
 
 header_text = st.text(st.characters(min_codepoint=0x20, max_codepoint=0xFF,
                                     blacklist_characters="\x7f"), max_size=60)
+def _as_sent(text: str) -> str:
+    """``text``'s UTF-8 bytes as the header string that puts them on the wire."""
+    return text.encode().decode("latin-1")
+
+
+#: ``<run>.<seq>`` ids, of this run or not, with seqs up to thousands of digits long
+def last_event_ids(boot: str) -> st.SearchStrategy[str]:
+    seqs = st.one_of(st.integers(0, 2**70).map(str), st.text("0123456789", max_size=30),
+                     st.text(st.characters(categories=["Nd"]), max_size=8).map(_as_sent),
+                     header_text)
+    return st.one_of(st.just("end"), header_text,
+                     st.integers(4000, 6000).map(lambda n: f"{boot}." + "9" * n),
+                     st.tuples(st.sampled_from([boot, "0", ""]), seqs).map(".".join))
+
+
+idempotency_keys = st.one_of(
+    header_text, st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_size=250,
+                         max_size=260),
+    header_text.map(lambda key: f'"{key}"'), st.just('""'), st.just('"'))
+prefer_values = st.one_of(
+    header_text,
+    st.tuples(st.sampled_from(["wait", "WAIT", " wait ", "respond-async", "wait=1,wait"]),
+              st.one_of(st.floats().map(str), st.integers().map(str), header_text,
+                        st.text("0123456789_.", max_size=30), st.just('"0.1"')))
+    .map(lambda p: f"{p[0]}={p[1]}"))
+
+
+def nested_body(depth: int, kind: str) -> bytes:
+    """``depth`` levels of arrays or objects around one value, as JSON."""
+    if kind == "array":
+        return b"[" * depth + b"1" + b"]" * depth
+    return b'{"a":' * depth + b"1" + b"}" * depth
+
+
+#: depths around this server's limit (64), orjson's writing (255) and reading (1024) limits
+depths = st.sampled_from([63, 64, 65, 250, 255, 256, 300, 1023, 1024, 1025]) | st.integers(1, 1100)
+nested_bodies = st.builds(nested_body, depths, st.sampled_from(["array", "object"]))
+
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner,
@@ -74,6 +113,7 @@ class _Server:
         self._ready = threading.Event()
         self._loop = asyncio.new_event_loop()
         self._stop: asyncio.Event | None = None
+        self.app = create_app(settings)
         self._thread = threading.Thread(target=self._run, name="fuzz-server", daemon=True)
 
     def __enter__(self) -> _Server:
@@ -95,7 +135,7 @@ class _Server:
         from aiohttp import web
 
         self._stop = asyncio.Event()
-        runner = web.AppRunner(create_app(self.settings))
+        runner = web.AppRunner(self.app)
         await runner.setup()
         try:
             site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -112,6 +152,7 @@ def server(tmp_path_factory) -> Iterator[_Server]:
     settings = Settings(
         server=ServerSettings(max_return_timeout_s=0.2, shutdown_grace_s=0.1,
                               max_body_bytes=64 * 1024),
+        events=EventSettings(keepalive_s=0.2),
         storage=StorageSettings(path=str(tmp_path_factory.mktemp("fuzz") / "jobs.db")),
         engine=EngineSettings(workers=4, retry_base_s=0.01, retry_max_s=0.05),
         auth=AuthSettings(tokens=token_settings()),
@@ -164,13 +205,18 @@ def requests(draw, server: _Server, method: str, template: str) -> tuple[str, by
     token = draw(st.sampled_from([CLIENTS["alice"][0], CLIENTS["root"][0],
                                   CLIENTS["echoer"][0], "bogus", None]))
     headers = draw(st.dictionaries(st.sampled_from(HEADER_NAMES), header_text, max_size=4))
+    for name, values in (("Last-Event-ID", last_event_ids(server.app[sse.HUB].boot)),
+                         ("Idempotency-Key", idempotency_keys), ("Prefer", prefer_values)):
+        if draw(st.booleans()):
+            headers[name] = draw(values)
     if token is not None and draw(st.booleans()):
         headers["X-TOKEN"] = token
     elif token is not None:
         headers["Authorization"] = f"Bearer {token}"
     body = draw(st.one_of(st.none(), st.binary(max_size=300),
                           json_values.map(lambda v: json.dumps(v).encode()),
-                          st.just(b'{"items": [1, 2, {"seconds": 0}]}')))
+                          st.just(b'{"items": [1, 2, {"seconds": 0}]}'), nested_bodies,
+                          nested_bodies.map(lambda b: b'{"items": [' + b + b"]}")))
     if body is not None and "Content-Type" not in headers and draw(st.booleans()):
         headers["Content-Type"] = "application/json"
     return path, body, headers
@@ -198,3 +244,58 @@ def test_malformed_requests_never_get_a_5xx(server, method, template):
             assert b"Traceback" not in answer
 
     check()
+
+
+@pytest.fixture(scope="module")
+def live_job(server) -> str:
+    """A job that runs for the whole module, so its stream stays open after the snapshot."""
+    status, body = _request(server, "POST", "/async-process/?process=sleep",
+                            b'{"seconds": 3600}',
+                            {"X-TOKEN": CLIENTS["root"][0], "Content-Type": "application/json"})
+    assert status == 202
+    return orjson.loads(body)["id"]
+
+
+def _first_event(server: _Server, path: str, headers: dict[str, str]) -> tuple[int, bytes]:
+    """The status of a stream and its bytes up to the end of the first event."""
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    try:
+        conn.request("GET", path, headers=headers)
+        resp = conn.getresponse()
+        seen = b""
+        while b"\n\n" not in seen and not resp.isclosed():
+            chunk = resp.read1(4096)
+            if not chunk:
+                break
+            seen += chunk
+        return resp.status, seen
+    finally:
+        conn.close()
+
+
+@settings(max_examples=60, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(last_event_id=st.data())
+def test_any_last_event_id_gets_a_whole_stream(server, live_job, last_event_id):
+    """An id of this run with a huge seq once wrote a raw 500 into the started stream."""
+    value = last_event_id.draw(last_event_ids(server.app[sse.HUB].boot))
+    status, seen = _first_event(server, f"/async-process/{live_job}/events",
+                                {"X-TOKEN": CLIENTS["root"][0], "Last-Event-ID": value})
+    assert status == 200
+    # the job now, or (for an id naming the latest change) a keep-alive: never a raw answer
+    assert b"HTTP/1.1" not in seen, seen[:200]
+    assert b"event: job" in seen or seen.startswith(b": keep-alive"), seen[:200]
+
+
+@settings(max_examples=80, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(data=st.data())
+def test_fuzzed_headers_and_deep_bodies_on_a_valid_submission_never_get_a_5xx(server, data):
+    """A well-formed request to a real process, with only the headers and the body fuzzed."""
+    headers = {"X-TOKEN": CLIENTS["root"][0], "Content-Type": "application/json"}
+    for name, values in (("Idempotency-Key", idempotency_keys), ("Prefer", prefer_values)):
+        if data.draw(st.booleans()):
+            headers[name] = data.draw(values)
+    body = data.draw(st.one_of(nested_bodies, json_values.map(orjson.dumps)))
+    status, answer = _request(server, "POST", "/async-process/?process=echo", body, headers)
+    assert status < 500, (status, answer[:300])
