@@ -94,7 +94,7 @@ async def test_64_bit_integers_and_long_digit_strings_come_back_exactly(server, 
     assert b'"s":"' + b"9" * 40 + b'"' in raw
 
 
-@pytest.mark.parametrize("value", ["1_0", "١", "٣٫٥", "１", "1__0", " 1", "inf", "nan", "0x1"])
+@pytest.mark.parametrize("value", ["1_0", "١", "٣٫٥", "１", " 1", "inf", "nan", "0x1"])
 async def test_return_timeout_takes_ascii_numbers_only(server, http, value):
     async with http.get(f"{server.url}/async-process/{'0' * 32}",
                         params={"return_timeout": value}) as resp:
