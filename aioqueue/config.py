@@ -1,7 +1,8 @@
 """Settings: frozen dataclasses filled from a TOML file read with ``tomllib``.
 
-Every key has a default, so no file is needed. An unknown key or a value of the wrong
-type stops the start with a message that names the key and the file.
+Every key has a default, so no file is needed. An unknown key, a value of the wrong
+type or one out of its range is refused when the file is loaded, with one line per
+problem naming the key and the file; ``aioqueue check-config`` prints them all.
 """
 
 from __future__ import annotations
@@ -16,42 +17,49 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .errors import ConfigError
+from .validation import (
+    LOG_LEVELS, Checked, SettingsError, above, at_least, between, checked, not_empty, ordered,
+)
 
 
 @dataclass(frozen=True)
-class ServerSettings:
-    host: str = "127.0.0.1"
-    port: int = 8099
-    max_body_bytes: int = 1024 * 1024
-    max_return_timeout_s: float = 120.0
-    shutdown_grace_s: float = 10.0
-    retry_after_s: int = 1
-    max_bulk_items: int = 1000
-    log_level: str = "INFO"
+class ServerSettings(Checked):
+    host: str = not_empty("127.0.0.1")
+    port: int = between(0, 65535, 8099)
+    max_body_bytes: int = at_least(1, 1024 * 1024)
+    max_return_timeout_s: float = at_least(0, 120.0)
+    shutdown_grace_s: float = at_least(0, 10.0)
+    retry_after_s: int = at_least(1, 1)
+    max_bulk_items: int = at_least(1, 1000)
+    log_level: str = checked(lambda v: None if v.upper() in LOG_LEVELS
+                             else "must be one of " + ", ".join(LOG_LEVELS), "INFO")
     #: levels of nesting a JSON body may have; orjson cannot write more than 255
-    max_json_depth: int = 64
-
-    def __post_init__(self) -> None:
-        if not 1 <= self.max_json_depth <= 250:
-            raise ValueError("max_json_depth must be between 1 and 250")
+    max_json_depth: int = between(1, 250, 64)
 
 
 @dataclass(frozen=True)
-class StorageSettings:
-    path: str = "aioqueue.db"
+class StorageSettings(Checked):
+    path: str = not_empty("aioqueue.db")
     synchronous: Literal["FULL", "NORMAL"] = "FULL"
 
 
 @dataclass(frozen=True)
-class EngineSettings:
-    workers: int = 16
-    retry_base_s: float = 1.0
-    retry_max_s: float = 300.0
+class EngineSettings(Checked):
+    workers: int = at_least(1, 16)
+    retry_base_s: float = at_least(0, 1.0)
+    retry_max_s: float = at_least(0, 300.0)
+
+    def relations(self) -> list[str]:
+        return ordered(self, "retry_base_s", "retry_max_s")
 
 
 @dataclass(frozen=True)
-class CommandSettings:
-    """A process that runs a program: JSON input on stdin, JSON result on stdout."""
+class CommandSettings(Checked):
+    """A process that runs a program: JSON input on stdin, JSON result on stdout.
+
+    ``command``, ``timeout``, ``max_attempts``, ``cwd`` and ``schema`` are checked when
+    the process is made (``engine.command.command_process``).
+    """
 
     command: list[str] = field(default_factory=list)
     description: str = ""
@@ -61,8 +69,8 @@ class CommandSettings:
     env: dict[str, str] = field(default_factory=dict)
     inherit_env: bool = False
     cwd: str | None = None
-    kill_grace_s: float = 2.0
-    stderr_tail_lines: int = 20
+    kill_grace_s: float = at_least(0, 2.0)
+    stderr_tail_lines: int = at_least(0, 20)
 
 
 @dataclass(frozen=True)
@@ -73,38 +81,47 @@ class ProcessSettings:
 
 
 @dataclass(frozen=True)
-class SmtpSettings:
+class SmtpSettings(Checked):
     #: empty: e-mail notifications are off and ``X-Notify-Email`` is refused
     host: str = ""
-    port: int = 25
+    port: int = between(1, 65535, 25)
     starttls: bool = False
     username: str = ""
     password: str = ""
-    from_addr: str = "aioqueue@localhost"
-    timeout_s: float = 30.0
+    from_addr: str = checked(lambda v: None if "@" in v else "must be an e-mail address",
+                              "aioqueue@localhost")
+    timeout_s: float = above(0, 30.0)
 
 
 @dataclass(frozen=True)
-class NotifySettings:
+class NotifySettings(Checked):
     #: hosts (``name`` or ``name:port``) that ``X-Callback-URL`` may point at; empty: none
     allowed_hosts: list[str] = field(default_factory=list)
     webhook_secret: str = ""
-    webhook_timeout_s: float = 10.0
-    max_attempts: int = 8
-    retry_base_s: float = 5.0
-    retry_max_s: float = 3600.0
+    webhook_timeout_s: float = above(0, 10.0)
+    max_attempts: int = at_least(1, 8)
+    retry_base_s: float = at_least(0, 5.0)
+    retry_max_s: float = at_least(0, 3600.0)
     #: how the links in e-mails start, e.g. ``https://jobs.example.com``
-    public_url: str = "http://127.0.0.1:8099"
+    public_url: str = checked(
+        lambda v: None if v.startswith(("http://", "https://")) else
+        "must start with http:// or https://", "http://127.0.0.1:8099")
     smtp: SmtpSettings = field(default_factory=SmtpSettings)
+
+    def relations(self) -> list[str]:
+        problems = ordered(self, "retry_base_s", "retry_max_s")
+        if self.allowed_hosts and not self.webhook_secret:
+            problems.append("'webhook_secret' must be set when 'allowed_hosts' is")
+        return problems
 
 
 @dataclass(frozen=True)
-class EventSettings:
+class EventSettings(Checked):
     #: jobs a slow ``GET /events`` reader may have waiting before it is disconnected; well
     #: above ``server.max_bulk_items``, since one bulk request publishes all its jobs at once
-    max_pending: int = 10000
+    max_pending: int = at_least(1, 10000)
     #: seconds between keep-alive comments on an idle stream
-    keepalive_s: float = 15.0
+    keepalive_s: float = above(0, 15.0)
 
 
 _TOKEN_NAME = re.compile(r"[A-Za-z0-9_.@-]{1,64}")
@@ -160,37 +177,27 @@ class AuthSettings:
 
 
 @dataclass(frozen=True)
-class LimitSettings:
+class LimitSettings(Checked):
     """What one client, or all of them together, may ask of the server."""
 
     #: non-terminal jobs (queued, running, paused) beyond which submissions get 429
-    max_backlog: int = 10_000
+    max_backlog: int = at_least(1, 10_000)
     #: Retry-After, in seconds, of a 429 for a full backlog
-    backlog_retry_after_s: int = 5
+    backlog_retry_after_s: int = at_least(1, 5)
     #: jobs per second each token may submit on average; 0 turns the limit off
-    rate_per_s: float = 100.0
+    rate_per_s: float = at_least(0, 100.0)
     #: jobs a token may submit in one burst above its rate
-    rate_burst: int = 1000
-
-    def __post_init__(self) -> None:
-        if self.max_backlog < 1:
-            raise ValueError("max_backlog must be at least 1")
-        if self.backlog_retry_after_s < 1:
-            raise ValueError("backlog_retry_after_s must be at least 1")
-        if self.rate_per_s < 0:
-            raise ValueError("rate_per_s must be 0 (off) or more")
-        if self.rate_burst < 1:
-            raise ValueError("rate_burst must be at least 1")
+    rate_burst: int = at_least(1, 1000)
 
 
 @dataclass(frozen=True)
-class RetentionSettings:
+class RetentionSettings(Checked):
     #: terminal jobs older than this (seconds since they ended) are purged; 0 keeps them
-    terminal_s: float = 7 * 86400.0
+    terminal_s: float = at_least(0, 7 * 86400.0)
     #: rows deleted per transaction, so a purge never holds the writer for long
-    batch_size: int = 500
+    batch_size: int = at_least(1, 500)
     #: seconds between purges
-    interval_s: float = 60.0
+    interval_s: float = above(0, 60.0)
 
 
 @dataclass(frozen=True)
@@ -206,16 +213,28 @@ class Settings:
     limits: LimitSettings = field(default_factory=LimitSettings)
 
     def with_overrides(self, section: str, **values: Any) -> Settings:
-        """A copy with some keys of one section replaced (command-line options win over the file)."""
+        """A copy with some keys of one section replaced (command-line options win over the file).
+
+        An option out of range raises ``ConfigError`` naming it, as in a file.
+        """
         values = {k: v for k, v in values.items() if v is not None}
         if not values:
             return self
         current = getattr(self, section)
-        return dataclasses.replace(self, **{section: dataclasses.replace(current, **values)})
+        try:
+            return dataclasses.replace(self, **{section: dataclasses.replace(current, **values)})
+        except SettingsError as exc:
+            lines = ["option " + _qualify(line, f"{section}.", current)
+                     for line in exc.problems]
+            raise ConfigError("; ".join(lines), details=lines) from None
 
 
 def load_settings(path: str | Path | None = None) -> Settings:
-    """Read ``path`` (or return the defaults when it is None)."""
+    """Read ``path`` (or return the defaults when it is None).
+
+    Raises ``ConfigError`` whose ``details`` lists every problem, one line each; its
+    ``message`` is the first one, fit for a one-line start-up failure.
+    """
     if path is None:
         return Settings()
     source = str(path)
@@ -226,23 +245,49 @@ def load_settings(path: str | Path | None = None) -> Settings:
         raise ConfigError(f"{source}: cannot read the config file: {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{source}: not valid TOML: {exc}") from None
-    return _build(Settings, table, "", source)
+    problems: list[str] = []
+    settings = _build(Settings, table, "", source, problems)
+    if problems:
+        more = len(problems) - 1
+        message = problems[0] + (f" (and {more} more: aioqueue check-config {source})"
+                                 if more else "")
+        raise ConfigError(message, details=problems)
+    return settings
 
 
-def _build(cls: type, table: dict[str, Any], prefix: str, source: str) -> Any:
+def _build(cls: type, table: dict[str, Any], prefix: str, source: str,
+           problems: list[str]) -> Any:
+    """``cls`` made from ``table``; each problem is appended to ``problems`` and the
+    key's default is used in its place, so that one pass finds them all."""
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     values: dict[str, Any] = {}
     for key, value in table.items():
         dotted = f"{prefix}{key}"
         if key not in names:
-            raise ConfigError(f"{source}: unknown key '{dotted}'")
-        values[key] = _convert(hints[key], value, dotted, source)
+            problems.append(f"{source}: unknown key '{dotted}'")
+            continue
+        try:
+            values[key] = _convert(hints[key], value, dotted, source, problems)
+        except ConfigError as exc:
+            problems.append(exc.message)
     try:
         return cls(**values)
+    except SettingsError as exc:
+        problems.extend(f"{source}: " + _qualify(line, prefix, cls) for line in exc.problems)
     except ValueError as exc:
         where = f"'{prefix.rstrip('.')}': " if prefix else ""
-        raise ConfigError(f"{source}: {where}{exc}") from None
+        problems.append(f"{source}: {where}{exc}")
+    try:
+        return cls()
+    except (ValueError, ConfigError):  # a section with no defaults (a token)
+        return None
+
+
+def _qualify(line: str, prefix: str, section: Any) -> str:
+    """``line`` with each quoted key of ``section`` written out in full (``'engine.workers'``)."""
+    names = {f.name for f in dataclasses.fields(section)}
+    return re.sub(r"'(\w+)'", lambda m: f"'{prefix}{m[1]}'" if m[1] in names else m[0], line)
 
 
 def _fits(hint: Any, value: Any) -> bool:
@@ -255,12 +300,12 @@ def _fits(hint: Any, value: Any) -> bool:
     return isinstance(hint, type) and isinstance(value, hint)
 
 
-def _convert(hint: Any, value: Any, dotted: str, source: str) -> Any:
+def _convert(hint: Any, value: Any, dotted: str, source: str, problems: list[str]) -> Any:
     origin = typing.get_origin(hint)
     if dataclasses.is_dataclass(hint):
         if not isinstance(value, dict):
             raise ConfigError(f"{source}: '{dotted}' must be a table")
-        return _build(hint, value, f"{dotted}.", source)
+        return _build(hint, value, f"{dotted}.", source, problems)
     if origin is Literal:
         if value not in typing.get_args(hint):
             choices = ", ".join(repr(a) for a in typing.get_args(hint))
@@ -271,12 +316,14 @@ def _convert(hint: Any, value: Any, dotted: str, source: str) -> Any:
             return None
         inner = [a for a in typing.get_args(hint) if a is not type(None)]
         chosen = next((a for a in inner if _fits(a, value)), inner[0])
-        return _convert(chosen, value, dotted, source)
+        return _convert(chosen, value, dotted, source, problems)
     if origin is list:
         (item,) = typing.get_args(hint)
         if not isinstance(value, list):
             raise ConfigError(f"{source}: '{dotted}' must be an array")
-        return [_convert(item, v, f"{dotted}[{i}]", source) for i, v in enumerate(value)]
+        items = [_convert(item, v, f"{dotted}[{i}]", source, problems)
+                 for i, v in enumerate(value)]
+        return [v for v in items if v is not None]  # None: an entry with a problem
     if origin is dict:
         _, item = typing.get_args(hint)
         if not isinstance(value, dict):
@@ -284,7 +331,9 @@ def _convert(hint: Any, value: Any, dotted: str, source: str) -> Any:
         if dataclasses.is_dataclass(item) and "name" in {f.name for f in dataclasses.fields(item)}:
             # a table of named tables: the key is the name unless the table gives one
             value = {k: {"name": k, **v} if isinstance(v, dict) else v for k, v in value.items()}
-        return {k: _convert(item, v, f"{dotted}.{k}", source) for k, v in value.items()}
+        table = {k: _convert(item, v, f"{dotted}.{k}", source, problems)
+                 for k, v in value.items()}
+        return {k: v for k, v in table.items() if v is not None}
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if hint is Any or (isinstance(value, hint) and not (hint is int and isinstance(value, bool))):
