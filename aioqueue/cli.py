@@ -1,7 +1,7 @@
 """``aioqueue serve`` and the client commands (``submit``, ``status``, ...): the command line.
 
 ``serve`` needs the server modules; the client commands live in ``commands`` and use
-only ``aioqueue.client``.
+only ``aioqueue.client``. Every failure to start is one line on stderr and exit status 2.
 """
 
 from __future__ import annotations
@@ -9,17 +9,24 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
+import sqlite3
 import sys
+from pathlib import Path
 
-from . import admin
-from .commands import CLIENT_COMMANDS, add_commands, run
+from . import __version__, admin
+from .commands import CLIENT_COMMANDS, add_commands, add_connection_options, run
 from .config import Settings, load_settings
 from .errors import AioqueueError
+
+EXIT_START = 2
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="aioqueue",
                                      description="Asynchronous-process server and its client.")
+    parser.add_argument("--version", action="version", version=f"aioqueue {__version__}")
+    add_connection_options(parser)
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="run the server")
     serve.add_argument("--config", help="TOML config file (defaults serve without one)")
@@ -28,6 +35,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--db", help="SQLite file (default ./aioqueue.db)")
     serve.add_argument("--workers", type=int, help="worker tasks (default 16)")
     serve.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR (default INFO)")
+    check = commands.add_parser(
+        "check-config", help="check a config file: exit 0 if valid, else 1 and one line per problem")
+    check.add_argument("file", help="the TOML config file")
     add_commands(commands)
     admin.add_commands(commands)
     token = commands.add_parser("token", help="manage client tokens")
@@ -60,6 +70,16 @@ def _token_new(args: argparse.Namespace) -> int:
     return 0
 
 
+def module_folders(config: str | None) -> None:
+    """Make the config file's folder and the working folder importable, in that order, for
+    ``[processes] modules``; appended, so they never hide an installed module."""
+    folders = [str(Path(config).resolve().parent)] if config else []
+    folders.append(str(Path.cwd()))
+    for folder in folders:
+        if folder not in sys.path:
+            sys.path.append(folder)
+
+
 def _settings(args: argparse.Namespace) -> Settings:
     settings = load_settings(args.config)
     settings = settings.with_overrides(
@@ -67,6 +87,43 @@ def _settings(args: argparse.Namespace) -> Settings:
     )
     settings = settings.with_overrides("storage", path=args.db)
     return settings.with_overrides("engine", workers=args.workers)
+
+
+def _start_failure(exc: BaseException, settings: Settings) -> str:
+    """One line naming why the server could not start."""
+    if isinstance(exc, AioqueueError):
+        return exc.message
+    if isinstance(exc, sqlite3.Error):
+        return f"cannot open the database {settings.storage.path}: {exc}"
+    if isinstance(exc, OSError):
+        server = settings.server
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        return f"cannot listen on {server.host}:{server.port}: {reason}"
+    return f"cannot start: {type(exc).__name__}: {exc}"
+
+
+def _serve(args: argparse.Namespace) -> int:
+    try:
+        settings = _settings(args)
+    except AioqueueError as exc:
+        print(f"aioqueue: {exc.message}", file=sys.stderr)
+        return EXIT_START
+    logging.basicConfig(
+        level=settings.server.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    module_folders(args.config)
+    from .app import serve
+
+    try:
+        asyncio.run(serve(settings))
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # noqa: BLE001 - every start failure is one line, exit 2
+        logging.getLogger("aioqueue").debug("start failed", exc_info=True)
+        print(f"aioqueue: {_start_failure(exc, settings)}", file=sys.stderr)
+        return EXIT_START
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -81,19 +138,12 @@ def main(argv: list[str] | None = None) -> int:
         return _token_new(args)
     if args.command in admin.ADMIN_COMMANDS:
         return admin.run(args)
-    try:
-        settings = _settings(args)
-        logging.basicConfig(
-            level=settings.server.log_level.upper(),
-            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        )
-        if args.command == "serve":
-            from .app import serve
+    if args.command == "check-config":
+        from .checkconfig import check_config
 
-            asyncio.run(serve(settings))
-    except AioqueueError as exc:
-        print(f"aioqueue: {exc.message}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 130
-    return 0
+        module_folders(args.file)
+        problems = check_config(args.file)
+        for line in problems:
+            print(line)
+        return 1 if problems else 0
+    return _serve(args)

@@ -1,4 +1,4 @@
-"""The client side of the command line: ``aioqueue submit|status|wait|cancel|list``.
+"""The client side of the command line: ``aioqueue submit|status|wait|cancel|list|...``.
 
 Every command goes through ``aioqueue.client``. A job's JSON goes to stdout, so it
 pipes into ``jq``; progress goes to stderr, as a live bar on a terminal and as plain
@@ -17,19 +17,28 @@ from typing import Any, TextIO
 
 import orjson
 
-from .client import DEFAULT_URL, AsyncClient, ClientError, Job
+from .client import DEFAULT_URL, ApiError, AsyncClient, ClientError, Job
 
 EXIT_FAILED = 1
 EXIT_ERROR = 2
 EXIT_TIMEOUT = 124
 
 
+def add_connection_options(parser: argparse.ArgumentParser) -> None:
+    """``--url`` and ``--token`` on the main parser, so they may come before the command."""
+    parser.add_argument("--url", default=os.environ.get("AIOQUEUE_URL", DEFAULT_URL),
+                        help="server URL (env AIOQUEUE_URL; default %(default)s)")
+    parser.add_argument("--token", default=os.environ.get("AIOQUEUE_TOKEN"),
+                        help="API token (env AIOQUEUE_TOKEN)")
+
+
 def add_commands(commands: argparse._SubParsersAction) -> None:
     """Register the client commands on the ``aioqueue`` parser."""
+    # after the command too; SUPPRESS keeps a value given before the command
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--url", default=os.environ.get("AIOQUEUE_URL", DEFAULT_URL),
-                        help="server URL (env AIOQUEUE_URL; default %(default)s)")
-    common.add_argument("--token", default=os.environ.get("AIOQUEUE_TOKEN"),
+    common.add_argument("--url", default=argparse.SUPPRESS,
+                        help="server URL (env AIOQUEUE_URL; default %s)" % DEFAULT_URL)
+    common.add_argument("--token", default=argparse.SUPPRESS,
                         help="API token (env AIOQUEUE_TOKEN)")
 
     submit = commands.add_parser("submit", parents=[common], help="start a job")
@@ -51,8 +60,13 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     wait.add_argument("job_id")
     wait.add_argument("--timeout", type=float, help="give up after S seconds")
 
-    cancel = commands.add_parser("cancel", parents=[common], help="cancel a job")
-    cancel.add_argument("job_id")
+    for verb, says in (("cancel", "cancel a job: it ends at once as failure/cancelled"),
+                       ("pause", "hold a job back: queued, it is not started; running, it "
+                                 "stops at its next checkpoint"),
+                       ("resume", "let a paused job run again"),
+                       ("delete", "remove an ended job's record")):
+        control = commands.add_parser(verb, parents=[common], help=says)
+        control.add_argument("job_id")
 
     listing = commands.add_parser("list", parents=[common], help="list jobs, newest first")
     listing.add_argument("--process", help="only jobs of this process")
@@ -61,13 +75,19 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     listing.add_argument("--json", action="store_true", help="one job object per line")
 
 
-CLIENT_COMMANDS = frozenset({"submit", "status", "wait", "cancel", "list"})
+CLIENT_COMMANDS = frozenset({"submit", "status", "wait", "cancel", "pause", "resume", "delete",
+                             "list"})
 
 
 def run(args: argparse.Namespace) -> int:
     """Run one client command; returns the exit status."""
     try:
         return asyncio.run(_run(args))
+    except ApiError as exc:
+        print(f"aioqueue: {exc}", file=sys.stderr)
+        for line in _detail_lines(exc.details):
+            print(f"  {line}", file=sys.stderr)
+        return EXIT_ERROR
     except ClientError as exc:
         print(f"aioqueue: {exc}", file=sys.stderr)
         return EXIT_ERROR
@@ -91,8 +111,11 @@ async def _run(args: argparse.Namespace) -> int:
         if args.command == "status":
             _print_job(await client.get(args.job_id))
             return 0
-        if args.command == "cancel":
-            _print_job(await client.cancel(args.job_id))
+        if args.command in ("cancel", "pause", "resume"):
+            _print_job(await getattr(client, args.command)(args.job_id))
+            return 0
+        if args.command == "delete":
+            await client.delete(args.job_id)
             return 0
         if args.command == "list":
             jobs = client.list(process=args.process, state=args.state,
@@ -105,6 +128,24 @@ async def _run(args: argparse.Namespace) -> int:
                 _print_table(rows)
             return 0
     raise ValueError(f"unknown command {args.command!r}")
+
+
+def _detail_lines(details: Any) -> list[str]:
+    """An error's details as lines: each schema violation (``path: message``) on its own."""
+    if details is None:
+        return []
+    items = details.get("errors", details) if isinstance(details, dict) else details
+    if not isinstance(items, list):
+        return [orjson.dumps(details).decode()]
+    lines = []
+    for item in items:
+        if isinstance(item, dict) and "message" in item:
+            where = item.get("path")
+            where = "/".join(map(str, where)) if isinstance(where, list) else where
+            lines.append(f"{where or '(input)'}: {item['message']}")
+        else:
+            lines.append(orjson.dumps(item).decode())
+    return lines
 
 
 def _read_data(text: str) -> Any:

@@ -53,6 +53,10 @@ class Store(ControlQueries, OutboxQueries):
 
     async def open(self) -> None:
         """Open both connections, migrate the schema, start the writer."""
+        try:  # first without a thread: a failed aiosqlite.connect leaves its thread behind
+            sqlite3.connect(self.path).close()
+        except sqlite3.Error as exc:
+            raise Unavailable(f"cannot open the database {self.path}: {exc}") from None
         self._writer = await aiosqlite.connect(self.path, isolation_level="DEFERRED")
         try:
             await self._writer.execute("PRAGMA journal_mode=WAL")
@@ -99,7 +103,9 @@ class Store(ControlQueries, OutboxQueries):
                 await self._writer.execute(statement)
             await self._writer.execute(f"PRAGMA user_version={number + 1}")
             await self._writer.commit()
-            log.info("migrated %s to schema version %d", self.path, number + 1)
+        if version < SCHEMA_VERSION:
+            log.info("%s %s at schema version %d", "created" if version == 0 else "migrated",
+                     self.path, SCHEMA_VERSION)
 
     # ---------------------------------------------------------------- the writer
 

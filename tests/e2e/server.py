@@ -10,6 +10,8 @@ import sys
 from pathlib import Path
 
 LISTENING = re.compile(r"listening on http://([\d.]+):(\d+)")
+#: the console script pip installed beside this interpreter
+SCRIPT = Path(sys.executable).parent / "aioqueue"
 
 
 class ServerProcess:
@@ -22,11 +24,16 @@ class ServerProcess:
         self._drain = asyncio.create_task(self._read_rest())
 
     @classmethod
-    async def start(cls, db: Path, *args: str, timeout_s: float = 20) -> ServerProcess:
+    async def start(cls, db: Path, *args: str, timeout_s: float = 20, cwd: Path | None = None,
+                    env: dict[str, str] | None = None) -> ServerProcess:
+        """``env`` replaces the environment; ``cwd`` set, the installed ``aioqueue`` script
+        runs (not ``python -m``, which would put the working folder on the path itself)."""
+        program = [str(SCRIPT)] if cwd is not None else [sys.executable, "-m", "aioqueue"]
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "aioqueue", "serve", "--port", "0", "--db", str(db), *args,
+            *program, "serve", "--port", "0", "--db", str(db), *args,
             stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            stderr=asyncio.subprocess.PIPE, cwd=cwd,
+            env={**(os.environ if env is None else env), "PYTHONUNBUFFERED": "1"},
         )
         log: list[str] = []
         try:

@@ -1,0 +1,34 @@
+"""``aioqueue check-config FILE``: everything ``serve`` would refuse, found without serving."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .auth import TokenTable, check_listen
+from .config import load_settings
+from .engine import import_modules
+from .engine.command import command_process
+from .errors import ConfigError
+
+
+def check_config(path: str | Path) -> list[str]:
+    """One line per problem of the config file at ``path``, each naming its key; [] if valid.
+
+    Beyond loading (keys, types, ranges) it imports the process modules, makes the
+    command processes and checks the listen address, as a start would.
+    """
+    try:
+        settings = load_settings(path)
+    except ConfigError as exc:
+        return list(exc.details) if isinstance(exc.details, list) else [exc.message]
+    problems = []
+    checks = [lambda name=name: import_modules([name]) for name in settings.processes.modules]
+    checks += [lambda name=name, command=command: command_process(name, command)
+               for name, command in settings.processes.commands.items()]
+    checks.append(lambda: check_listen(settings.server.host, TokenTable(settings.auth.tokens)))
+    for check in checks:
+        try:
+            check()
+        except ConfigError as exc:
+            problems.append(f"{path}: {exc.message}")
+    return problems
