@@ -59,6 +59,8 @@ class Job:
     scheduled_at: datetime | None
     started_at: datetime | None
     ended_at: datetime | None
+    #: the job's own URLs (``self``, ``events``), relative to the server
+    links: dict[str, str] | None = None
 
     @property
     def terminal(self) -> bool:
@@ -82,6 +84,7 @@ class Job:
             "priority": self.priority,
             "created_at": _iso(self.created_at), "scheduled_at": _iso(self.scheduled_at),
             "started_at": _iso(self.started_at), "ended_at": _iso(self.ended_at),
+            "links": self.links,
         }
 
     @classmethod
@@ -102,6 +105,7 @@ class Job:
             scheduled_at=_time(body.get("scheduled_at")),
             started_at=_time(body.get("started_at")),
             ended_at=_time(body.get("ended_at")),
+            links=body.get("links") if isinstance(body.get("links"), dict) else None,
         )
 
 

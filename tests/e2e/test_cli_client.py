@@ -154,3 +154,42 @@ async def test_serve_still_runs_and_the_client_commands_reach_it(tmp_path):
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["result"] == {"via": "serve"}
     assert code == 0
+
+
+def test_url_and_token_may_come_before_the_command(live_url):
+    done = aioqueue("--url", live_url, "--token", "t", "submit", "echo", "--data", "1",
+                    "--wait", env={"AIOQUEUE_URL": "http://127.0.0.1:9"})
+    assert done.returncode == 0, done.stderr
+    job = json.loads(done.stdout)
+    status = aioqueue("--url", live_url, "status", job["id"])
+    assert json.loads(status.stdout)["id"] == job["id"]
+
+
+def test_the_job_json_carries_its_links(live_url):
+    job = json.loads(aioqueue("submit", "echo", "--data", "1", url=live_url).stdout)
+    assert job["links"] == {"self": f"/async-process/{job['id']}",
+                            "events": f"/async-process/{job['id']}/events"}
+
+
+def test_pause_resume_and_delete(live_url):
+    job_id = json.loads(aioqueue("submit", "echo", "--data", "1", "--delay", "3600",
+                                 url=live_url).stdout)["id"]
+    paused = aioqueue("pause", job_id, url=live_url)
+    assert paused.returncode == 0 and json.loads(paused.stdout)["state"] == "paused"
+    resumed = aioqueue("resume", job_id, url=live_url)
+    assert resumed.returncode == 0 and json.loads(resumed.stdout)["state"] == "queued"
+    refused = aioqueue("delete", job_id, url=live_url)
+    assert refused.returncode == 2 and "409 invalid_transition" in refused.stderr
+    aioqueue("cancel", job_id, url=live_url)
+    deleted = aioqueue("delete", job_id, url=live_url)
+    assert (deleted.returncode, deleted.stdout) == (0, "")
+    assert "404" in aioqueue("status", job_id, url=live_url).stderr
+
+
+def test_a_schema_refusal_shows_each_violation(live_url):
+    done = aioqueue("submit", "sleep", "--data", '{"seconds": "x", "extra": 1}', url=live_url)
+    assert done.returncode == 2
+    lines = done.stderr.splitlines()
+    assert "400 invalid_input" in lines[0]
+    assert any(line.strip().startswith("/seconds: ") for line in lines[1:]), done.stderr
+    assert any("extra" in line for line in lines[1:]), done.stderr
