@@ -19,6 +19,7 @@ from .engine.command import command_process
 from .engine.retention import Retention
 from .hub import Hub
 from .metrics import METRICS, Metrics, metrics_handler
+from .models import plural
 from .notify import Notifier
 from .processes import BUILTINS
 from .ratelimit import RateLimiter
@@ -101,8 +102,8 @@ async def serve(settings: Settings) -> None:
         log.warning("no tokens configured: open access for anyone on this machine, "
                     "so listening on loopback only")
     else:
-        log.info("%d tokens configured: every request but /health, /openapi.json and /ui "
-                 "needs one", len(tokens))
+        log.info("%s configured: every request but /health, /openapi.json and /ui "
+                 "needs one", plural(len(tokens), "token"))
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=5)
     await runner.setup()
     stop = asyncio.Event()

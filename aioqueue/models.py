@@ -32,6 +32,16 @@ class JobState(str, enum.Enum):
     #: ended with an error; never changes again
     FAILURE = "failure"
 
+    @property
+    def phrase(self) -> str:
+        """The state in a sentence about a job: "a job that {phrase}"."""
+        return _PHRASES[self]
+
+
+_PHRASES = {JobState.QUEUED: "is queued", JobState.RUNNING: "is running",
+            JobState.PAUSED: "is paused", JobState.SUCCESS: "has already ended in success",
+            JobState.FAILURE: "has already ended in failure"}
+
 
 ACTIVE = frozenset({JobState.QUEUED, JobState.RUNNING, JobState.PAUSED})
 TERMINAL = frozenset({JobState.SUCCESS, JobState.FAILURE})
@@ -189,6 +199,13 @@ def error_json(code: ErrorCode, message: str) -> bytes:
     return orjson.dumps({"code": code.value, "message": message})
 
 
+def plural(count: int, noun: str) -> str:
+    """``1 job``, ``2 jobs``: counts in log lines and messages read as English."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
 def progress_json(percent: float | None, message: str | None) -> bytes:
-    """The stored form of a job's ``progress`` object."""
-    return orjson.dumps({"percent": percent, "message": message})
+    """The stored form of a job's ``progress`` object; ``percent`` is always a float (or
+    null), whether the handler reported ``40`` or ``40.0``."""
+    return orjson.dumps({"percent": None if percent is None else float(percent),
+                         "message": message})

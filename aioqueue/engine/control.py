@@ -168,7 +168,7 @@ class JobControl:
         if job is None:
             raise JobNotFound("no such job")
         if job.state not in allowed or tries == _TRIES[-1]:
-            raise InvalidTransition(f"cannot {verb} a job that is {job.state.value}",
+            raise InvalidTransition(f"cannot {verb} a job that {job.state.phrase}",
                                     details={"state": job.state.value})
 
 

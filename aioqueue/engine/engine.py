@@ -23,7 +23,7 @@ import orjson
 
 from ..config import EngineSettings, LimitSettings
 from ..errors import DuplicateJob, Unavailable
-from ..models import ErrorCode, Job, JobState, error_json, new_job_id, now_ms
+from ..models import ErrorCode, Job, JobState, error_json, new_job_id, now_ms, plural
 from ..store import Store
 from .backlog import Backlog
 from .batch import Arrivals, bulk_jobs, dump_input, run_batch
@@ -77,8 +77,8 @@ class Engine(JobControl, Dispatching):
         """Recover what a killed process left running, then start dispatcher and workers."""
         requeued, interrupted = await self.store.recover(now_ms())
         if requeued or interrupted:
-            log.warning("recovered %d running jobs: %d re-queued, %d interrupted",
-                        requeued + interrupted, requeued, interrupted)
+            log.warning("recovered %s: %d re-queued, %d interrupted",
+                        plural(requeued + interrupted, "running job"), requeued, interrupted)
         self._next_due_ms = await self.store.next_due_ms()
         await self.backlog.start()
         self._tasks = [asyncio.create_task(self._dispatch(), name="aioqueue-dispatcher")]
@@ -101,9 +101,14 @@ class Engine(JobControl, Dispatching):
         await self._tasks[0]  # the dispatcher: it claims nothing more
         running = [r.done.wait() for r in self._running.values()]
         if running:
-            log.info("draining: waiting up to %.1f s for %d running jobs", grace_s, len(running))
+            log.info("draining: waiting up to %.1f s for %s", grace_s,
+                     plural(len(running), "running job"))
             await asyncio.wait([asyncio.ensure_future(w) for w in running], timeout=grace_s)
-        for run in list(self._running.values()):
+        late = list(self._running.values())
+        if late:
+            log.warning("re-queueing %s that outlived the %.1f s grace period: %s",
+                        plural(len(late), "job"), grace_s, " ".join(r.job.id for r in late))
+        for run in late:
             self._stop(run, "drain")
         # one stop sign per worker, behind any claimed job, which a worker now re-queues
         for _ in range(self.settings.workers):

@@ -12,7 +12,7 @@ from contextlib import suppress
 
 from ..config import RetentionSettings
 from ..errors import Unavailable
-from ..models import now_ms
+from ..models import now_ms, plural
 from ..store import Store
 
 log = logging.getLogger(__name__)
@@ -61,5 +61,5 @@ class Retention:
                 log.warning("retention: the store is unavailable; trying again later")
             else:
                 if purged:
-                    log.info("retention: purged %d terminal jobs", purged)
+                    log.info("retention: purged %s", plural(purged, "terminal job"))
             await asyncio.sleep(self.settings.interval_s)

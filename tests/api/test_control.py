@@ -73,7 +73,8 @@ async def test_cancel_of_a_terminal_job_is_409_naming_its_state(client):
     assert resp.status == 409
     error = (await resp.json())["error"]
     assert error["code"] == "invalid_transition"
-    assert "success" in error["message"]
+    assert error["message"] == "cannot cancel a job that has already ended in success"
+    assert error["details"] == {"state": "success"}
 
 
 @pytest.mark.parametrize("action", ["cancel", "pause", "resume"])

@@ -85,6 +85,8 @@ async def test_sigterm_drains_then_the_requeued_job_runs_after_restart(tmp_path)
             job_id = (await resp.json())["id"]
         assert await server.terminate() == 0
         assert any("draining" in line for line in server.log)
+        # the log names the job that outlived the grace period and was re-queued
+        assert any("grace period" in line and job_id in line for line in server.log)
 
         server = await ServerProcess.start(db, "--config", str(config))
         try:
