@@ -91,7 +91,15 @@ async def error_middleware(
             raise
         code = exc.reason.lower().replace(" ", "_")
         headers = {k: v for k, v in exc.headers.items() if k.lower() in ("allow", "retry-after")}
-        return json_response(error_body(code, exc.reason), exc.status, headers)
+        message, details = exc.reason, None
+        if exc.status == 413:
+            limit = request.app[SETTINGS].server.max_body_bytes
+            message = f"the body is larger than the limit of {limit} bytes"
+            details = {"max_body_bytes": limit}
+        elif exc.status == 415:
+            message = "the body must be JSON, sent with 'Content-Type: application/json'"
+            details = {"content_type": request.headers.get("Content-Type")}
+        return json_response(error_body(code, message, details), exc.status, headers)
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
         return json_response(error_body("internal", "internal server error"), 500)

@@ -32,7 +32,8 @@ def _load() -> dict[str, bytes]:
 
 
 def add_routes(app: web.Application) -> None:
-    """Serve the page at ``/ui`` and its files at ``/ui/{name}``."""
+    """Serve the page at ``/ui`` (``/ui/`` redirects there: the page's links are relative
+    to ``/ui``) and its files at ``/ui/{name}``."""
     files = _load()
 
     def answer(name: str) -> web.Response:
@@ -48,5 +49,9 @@ def add_routes(app: web.Application) -> None:
             raise web.HTTPNotFound()
         return answer(name)
 
+    async def page_with_slash(request: web.Request) -> web.Response:
+        raise web.HTTPPermanentRedirect("/ui")
+
     app.router.add_get("/ui", page)
+    app.router.add_get("/ui/", page_with_slash)
     app.router.add_get("/ui/{name}", asset)

@@ -106,6 +106,8 @@ async def test_progress_reported_by_a_handler_is_visible_through_get(make_client
     release.set()
     assert job["state"] == "running"
     assert job["progress"] == {"percent": 40, "message": "page 4 of 10"}
+    # reported as the integer 40, it comes back as 40.0, as from every other handler
+    assert isinstance(job["progress"]["percent"], float)
 
 
 async def test_plain_def_handlers_run_in_a_thread_without_blocking_the_loop(make_client):
@@ -162,7 +164,16 @@ async def test_body_over_the_limit_is_413(make_client):
     resp = await client.post("/async-process/?process=echo", data=b"[" + b"1," * 1000 + b"1]",
                              headers=JSON)
     assert resp.status == 413
-    assert (await resp.json())["error"]["code"] == "request_entity_too_large"
+    error = (await resp.json())["error"]
+    assert error["code"] == "request_entity_too_large"
+    assert "1000 bytes" in error["message"] and error["details"] == {"max_body_bytes": 1000}
+
+
+@pytest.mark.parametrize("headers", [{}, {"Content-Type": "text/plain"}])
+async def test_a_body_not_sent_as_json_is_415_saying_json_is_expected(client, headers):
+    resp = await client.post("/async-process/?process=echo", data=b'{"a": 1}', headers=headers)
+    assert resp.status == 415
+    assert "application/json" in (await resp.json())["error"]["message"]
 
 
 async def test_schema_errors_list_each_violation(client):

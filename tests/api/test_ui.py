@@ -27,6 +27,10 @@ async def test_the_page_and_its_files_are_served_with_a_strict_policy(client):
     script = await client.get("/ui/app.js")
     assert script.headers["Content-Type"].startswith("text/javascript")
     assert (await client.get("/ui/app.css")).status == 200
+    # with a slash: to the page, where its relative links resolve
+    slash = await client.get("/ui/", allow_redirects=False)
+    assert slash.status == 308 and slash.headers["Location"] == "/ui"
+    assert (await client.get("/ui/")).status == 200
     assert (await client.get("/ui/secrets.txt")).status == 404
     assert (await client.get("/ui/..%2Fapi.py")).status == 404
 
