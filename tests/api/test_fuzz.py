@@ -45,6 +45,7 @@ ENDPOINTS = [
     ("GET", "/openapi.json"),
     ("GET", "/metrics"),
     ("GET", "/ui"),
+    ("GET", "/ui/"),
     ("GET", "/ui/{id}"),
 ]
 

@@ -92,7 +92,7 @@ def test_serve_with_tokens_asks_every_request_for_one(tmp_path):
     proc = _serve(tmp_path, "--host", "127.0.0.1", "--config", str(config))
     try:
         text, port = _read_until_listening(proc)
-        assert "1 tokens configured" in text
+        assert "1 token configured" in text
         base = f"http://127.0.0.1:{port}"
         assert _post(f"{base}/async-process/?process=echo", {}) == 401
         assert _post(f"{base}/async-process/?process=echo", {"X-TOKEN": token}) == 202
