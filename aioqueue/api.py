@@ -98,7 +98,6 @@ async def error_middleware(
             details = {"max_body_bytes": limit}
         elif exc.status == 415:
             message = "the body must be JSON, sent with 'Content-Type: application/json'"
-            details = {"content_type": request.headers.get("Content-Type")}
         return json_response(error_body(code, message, details), exc.status, headers)
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
