@@ -1,4 +1,4 @@
-"""Shared pieces of the benchmarks: free ports, servers as subprocesses, wrk runs."""
+"""Shared pieces of the benchmarks: free ports, servers as subprocesses, fresh stores, wrk runs."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 HERE = Path(__file__).resolve().parent
 
@@ -25,13 +26,16 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_http(url: str, timeout_s: float = 15.0) -> None:
+def wait_http(url: str, timeout_s: float = 15.0, proc: subprocess.Popen | None = None) -> None:
+    """Poll ``url`` until it answers; give up early when ``proc`` has exited."""
     deadline = time.monotonic() + timeout_s
     while True:
         try:
             urllib.request.urlopen(url, timeout=1).read()
             return
         except Exception:
+            if proc is not None and proc.poll() is not None:
+                raise RuntimeError(f"the server exited with {proc.returncode} before answering")
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.05)
@@ -39,14 +43,22 @@ def wait_http(url: str, timeout_s: float = 15.0) -> None:
 
 @contextmanager
 def server(argv: list[str], health_url: str, env: dict[str, str] | None = None) -> Iterator[subprocess.Popen]:
-    """Run a server process until the block ends, then stop it by its pid."""
-    proc = subprocess.Popen(argv, env={**os.environ, **(env or {})},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_http(health_url)
-        yield proc
-    finally:
-        stop(proc)
+    """Run a server process until the block ends, then stop it by its pid.
+
+    Its error output goes to this terminal only if it fails to start."""
+    with tempfile.TemporaryFile() as errors:
+        proc = subprocess.Popen(argv, env={**os.environ, **(env or {})},
+                                stdout=subprocess.DEVNULL, stderr=errors)
+        try:
+            try:
+                wait_http(health_url, proc=proc)
+            except Exception:
+                errors.seek(0)
+                sys.stderr.write(errors.read()[-4000:].decode(errors="replace"))
+                raise
+            yield proc
+        finally:
+            stop(proc)
 
 
 def stop(proc: subprocess.Popen, sig: int = signal.SIGTERM, timeout_s: float = 20) -> None:
@@ -70,13 +82,57 @@ def hello_server() -> Iterator[str]:
 UNLIMITED = "[limits]\nmax_backlog = 100000000\n"
 
 
+INSTALL_EXTRA = "pip install -e '.[bench]' (huey, arq, saq, procrastinate, psycopg)"
+
+
+def require_module(name: str) -> None:
+    """Stop with the install line when a peer's package is missing."""
+    import importlib.util
+
+    if importlib.util.find_spec(name) is None:
+        sys.exit(f"the Python package {name!r} is needed: {INSTALL_EXTRA}")
+
+
+def is_postgres(db: str | None) -> bool:
+    return bool(db) and db.startswith(("postgresql://", "postgres://"))
+
+
 @contextmanager
-def aioqueue_server(*extra: str, workers: int = 16, config: str = UNLIMITED
+def pg_database(dsn: str, label: str) -> Iterator[str]:
+    """A fresh database on ``dsn``'s server (its role needs CREATEDB), dropped at the end."""
+    require_module("psycopg")
+    import psycopg
+
+    name = f"bench_{label}_{os.getpid()}"
+    drop = f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(drop)
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield urlunsplit(urlsplit(dsn)._replace(path="/" + name))
+    finally:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(drop)
+
+
+@contextmanager
+def fresh_store(pg: str | None, tmp: str, label: str = "aioqueue") -> Iterator[str]:
+    """A new SQLite path in ``tmp``, or a new database on the PostgreSQL server ``pg``."""
+    if is_postgres(pg):
+        with pg_database(pg, label) as url:
+            yield url
+    else:
+        yield os.path.join(tmp, "bench.db")
+
+
+@contextmanager
+def aioqueue_server(*extra: str, workers: int = 16, config: str = UNLIMITED, pg: str | None = None
                     ) -> Iterator[tuple[str, str, subprocess.Popen]]:
-    """An aioqueue server on a fresh database in a temp folder; yields (url, db path, process)."""
+    """An aioqueue server on a fresh store (SQLite in a temp folder, or a new database on the
+    PostgreSQL server ``pg``); yields (url, the store's path or URL, process)."""
     port = free_port()
-    with tempfile.TemporaryDirectory(prefix="aioqueue-bench-") as tmp:
-        db = os.path.join(tmp, "bench.db")
+    with tempfile.TemporaryDirectory(prefix="aioqueue-bench-") as tmp, \
+            fresh_store(pg, tmp) as db:
         config_path = os.path.join(tmp, "bench.toml")
         with open(config_path, "w") as fh:
             fh.write(config)

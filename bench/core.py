@@ -1,8 +1,9 @@
 """Core benchmark: submit, end-to-end, return_timeout latency and GET, against the ceiling.
 
 Starts each server as a subprocess and loads it with wrk from the same machine, in one run:
-  python bench/core.py [--seconds 10] [--connections 64]
-Prints the figures as a table; nothing is asserted.
+  python bench/core.py [--seconds 10] [--connections 64] [--db postgresql://user:pw@host/db]
+Each aioqueue server runs on a fresh SQLite file, or with ``--db`` on a fresh database made on
+that PostgreSQL server (and dropped after). Prints the figures as a table; nothing is asserted.
 """
 
 from __future__ import annotations
@@ -12,35 +13,48 @@ import json
 import sqlite3
 import time
 import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import closing, contextmanager
 
-from _harness import aioqueue_server, hello_server, wrk
+from _harness import aioqueue_server, hello_server, is_postgres, wrk
 
 TERMINAL = ("success", "failure")
+COUNT_SQL = "SELECT count(*), count(*) FILTER (WHERE state IN ('success', 'failure')) FROM jobs"
 
 
-def count_terminal(db: str) -> tuple[int, int]:
-    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
-        total, ended = conn.execute(
-            "SELECT count(*), coalesce(sum(state IN ('success', 'failure')), 0) FROM jobs"
-        ).fetchone()
-    return total, ended
+@contextmanager
+def terminal_counter(db: str) -> Iterator[Callable[[], tuple[int, int]]]:
+    """A function that tells how many jobs the store holds, and how many are terminal."""
+    if is_postgres(db):
+        import psycopg
+
+        with psycopg.connect(db, autocommit=True) as conn:
+            yield lambda: conn.execute(COUNT_SQL).fetchone()
+    else:
+        with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
+            yield lambda: conn.execute(COUNT_SQL).fetchone()
 
 
 def wait_all_terminal(db: str, timeout_s: float = 120, at_least: int = 0) -> tuple[int, float]:
-    """Poll the database until at least ``at_least`` jobs exist and all are terminal."""
+    """Poll the store until at least ``at_least`` jobs exist and all are terminal."""
     deadline = time.monotonic() + timeout_s
-    while True:
-        total, ended = count_terminal(db)
-        if (total >= at_least and total == ended) or time.monotonic() > deadline:
-            return total, time.monotonic()
-        time.sleep(0.02)
+    with terminal_counter(db) as count:
+        while True:
+            total, ended = count()
+            if (total >= at_least and total == ended) or time.monotonic() > deadline:
+                return total, time.monotonic()
+            time.sleep(0.02)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--db", metavar="postgresql://...",
+                        help="run aioqueue on this PostgreSQL server instead of SQLite")
     args = parser.parse_args()
+    if args.db and not is_postgres(args.db):
+        parser.error("--db takes a postgresql:// URL; without it each server gets a SQLite file")
     s, c = args.seconds, args.connections
     rows: list[tuple[str, str]] = []
 
@@ -53,7 +67,7 @@ def main() -> None:
         rows.append(("hello-world 1 client p50 / p99 (ms)",
                      f"{hello_1['p50_ms']:.2f} / {hello_1['p99_ms']:.2f}"))
 
-    with aioqueue_server() as (url, db, _):
+    with aioqueue_server(pg=args.db) as (url, db, _):
         submit = wrk(f"{url}/async-process/?process=echo&delay=86400", connections=c, seconds=s,
                      method="POST", body='{"a": 1}')
         rows.append(("durable submit, 202 path (req/s)",
@@ -61,7 +75,7 @@ def main() -> None:
         rows.append(("durable submit p50 / p99 (ms)",
                      f"{submit['p50_ms']:.2f} / {submit['p99_ms']:.2f}"))
 
-    with aioqueue_server() as (url, db, _):
+    with aioqueue_server(pg=args.db) as (url, db, _):
         started = time.monotonic()
         e2e = wrk(f"{url}/async-process/?process=echo", connections=c, seconds=s,
                   method="POST", body='{"a": 1}')
@@ -70,7 +84,7 @@ def main() -> None:
         rows.append(("end-to-end no-op jobs/s (submit to terminal)",
                      f"{total / (finished - started):.0f} ({total} jobs)"))
 
-    with aioqueue_server() as (url, db, _):
+    with aioqueue_server(pg=args.db) as (url, db, _):
         for clients in (1, 32):
             rt = wrk(f"{url}/async-process/?process=echo&return_timeout=5", connections=clients,
                      seconds=s, method="POST", body='{"a": 1}')

@@ -1,27 +1,34 @@
-"""The same no-op workload on aioqueue and on huey (SQLite storage), in one run.
+"""The same no-op workload on aioqueue and on its peers, in one run: jobs/s and the ratios.
 
-  python bench/peers.py [--jobs 20000] [--workers 16]
+  python bench/peers.py [--jobs 10000] [--workers 16] [--db postgresql://user:pw@127.0.0.1/db]
+                        [--peers huey,arq,saq,procrastinate] [--redis durable,memory]
 
-aioqueue: N jobs submitted over HTTP by wrk (64 connections), timed from the first submit
-until every job is terminal in the database. huey: N tasks enqueued by 8 producer threads
-into huey's SQLite storage (fsync on, like aioqueue's default synchronous=FULL) and run by
-its own consumer (threads), timed until N results are stored. Also prints the aiohttp
-hello-world ceiling measured with the same wrk settings. Nothing is asserted.
+Every run is end to end: timed from the first enqueue until the last job's end is stored,
+with the enqueue rate beside it. aioqueue gets its jobs over HTTP from wrk (64 connections)
+and runs on SQLite, and with ``--db`` also on a fresh database on that PostgreSQL server.
+huey runs on SQLite; arq and saq on a redis-server started here, once per ``--redis`` mode;
+procrastinate (only with ``--db``) on a fresh database on the same PostgreSQL server. Each
+peer has ``--workers`` concurrent jobs in one worker process and ``--producers`` concurrent
+producers (huey: 8 threads). How each is configured: bench/README.md. Nothing is asserted.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
-import signal
 import subprocess
-import sys
 import tempfile
-import threading
 import time
 
-from _harness import HERE, aioqueue_server, hello_server, require_wrk, stop, wrk
-from core import wait_all_terminal
+from _harness import (aioqueue_server, hello_server, is_postgres, pg_database, require_module,
+                      require_wrk, stop, wrk)
+from _peer import POLL_S, Result
+from _services import REDIS_MODES, redis_server, require_redis
+from core import terminal_counter
+
+PEERS = ("huey", "arq", "saq", "procrastinate")
+REDIS_SETUP = {"durable": "Redis, AOF fsync always", "memory": "Redis, in memory"}
 
 STOP_AFTER = """
 wrk.method = "POST"
@@ -36,76 +43,129 @@ end
 """
 
 
-def run_aioqueue(jobs: int, workers: int) -> tuple[int, float]:
-    with aioqueue_server(workers=workers) as (url, db, _), \
-            tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+def run_aioqueue(setup: str, jobs: int, workers: int, pg: str | None, timeout_s: float) -> Result:
+    """``jobs`` submits over HTTP by wrk; timed until every stored job is terminal."""
+    with aioqueue_server(workers=workers, pg=pg) as (url, db, _), \
+            tempfile.NamedTemporaryFile("w", suffix=".lua") as script:
         script.write(STOP_AFTER)
         script.flush()
         started = time.monotonic()
-        load = subprocess.Popen([require_wrk(), "-t1", "-c64", "-d120s", "-s", script.name,
-                                 f"{url}/async-process/?process=echo"],
+        load = subprocess.Popen([require_wrk(), "-t1", "-c64", f"-d{int(timeout_s)}s",
+                                 "-s", script.name, f"{url}/async-process/?process=echo"],
                                 stdout=subprocess.DEVNULL, env={**os.environ, "JOBS": str(jobs)})
         try:
-            total, finished = wait_all_terminal(db, at_least=jobs)
+            total, stored_at, ended_at = watch(db, jobs, started + timeout_s)
         finally:
-            load.terminate()
-            load.wait()
-    os.unlink(script.name)
-    return total, finished - started
+            stop(load)
+    return Result("aioqueue", setup, total, stored_at - started, ended_at - started)
 
 
-def run_huey(jobs: int, workers: int) -> tuple[int, float]:
-    with tempfile.TemporaryDirectory(prefix="huey-bench-") as tmp:
-        env = {**os.environ, "HUEY_DB": os.path.join(tmp, "huey.db"),
-               "PYTHONPATH": str(HERE)}
-        os.environ["HUEY_DB"] = env["HUEY_DB"]
-        sys.path.insert(0, str(HERE))
-        import huey_tasks
+def watch(db: str, jobs: int, deadline: float) -> tuple[int, float, float]:
+    """Poll the store every 20 ms; returns the jobs stored, when the ``jobs``-th was stored
+    and when all were terminal (``time.monotonic``; the deadline where either never came)."""
+    stored_at = None
+    with terminal_counter(db) as count:
+        while True:
+            total, ended = count()
+            now = time.monotonic()
+            if stored_at is None and total >= jobs:
+                stored_at = now
+            if (stored_at and total == ended) or now > deadline:
+                return total, stored_at or now, now
+            time.sleep(POLL_S)
 
-        consumer = subprocess.Popen(
-            [sys.executable, "-m", "huey.bin.huey_consumer", "huey_tasks.huey", "-w", str(workers),
-             "-k", "thread", "-d", "0.01", "-m", "0.1", "-q"],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
-        try:
-            producers = 8
-            started = time.monotonic()
 
-            def produce(offset: int) -> None:
-                for n in range(offset, jobs, producers):
-                    huey_tasks.noop(n)
+def run_huey(jobs: int, workers: int, timeout_s: float) -> Result:
+    with tempfile.TemporaryDirectory(prefix="aioqueue-bench-huey-") as tmp:
+        os.environ["HUEY_DB"] = os.path.join(tmp, "huey.db")
+        import peer_huey
 
-            threads = [threading.Thread(target=produce, args=(k,)) for k in range(producers)]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
-            deadline = time.monotonic() + 300
-            while huey_tasks.huey.result_count() < jobs and time.monotonic() < deadline:
-                time.sleep(0.02)
-            finished = time.monotonic()
-            done = huey_tasks.huey.result_count()
-        finally:
-            stop(consumer, signal.SIGINT)
-    return done, finished - started
+        return peer_huey.run("SQLite, fsync", jobs, workers, timeout_s)
+
+
+def pg_setup(dsn: str) -> str:
+    import psycopg
+
+    with psycopg.connect(dsn) as conn:
+        version = conn.info.server_version // 10000
+        sync = conn.execute("SHOW synchronous_commit").fetchone()[0]
+    return f"PostgreSQL {version}, synchronous_commit={sync}"
+
+
+def check_requirements(peers: list[str], args: argparse.Namespace) -> None:
+    """Stop before anything runs when a peer's package or server is missing."""
+    require_wrk()
+    for peer in peers:
+        require_module("psycopg" if peer == "procrastinate" else peer)
+        if peer == "procrastinate":
+            require_module("procrastinate")
+    if {"arq", "saq"} & set(peers):
+        require_redis()
+    if args.db:
+        require_module("psycopg")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--jobs", type=int, default=20000)
-    parser.add_argument("--workers", type=int, default=16)
+    parser.add_argument("--jobs", type=int, default=10000)
+    parser.add_argument("--workers", type=int, default=16, help="concurrent jobs in each worker")
+    parser.add_argument("--producers", type=int, default=64,
+                        help="concurrent producers for arq, saq and procrastinate")
+    parser.add_argument("--db", metavar="postgresql://...",
+                        help="also run aioqueue, and procrastinate, on this PostgreSQL server "
+                             "(its role needs CREATEDB: each run gets a fresh database)")
+    parser.add_argument("--peers", default=",".join(PEERS))
+    parser.add_argument("--redis", default="durable,memory",
+                        help=f"Redis modes for arq and saq, of {', '.join(REDIS_MODES)}")
+    parser.add_argument("--timeout", type=float, default=300, help="seconds per peer at most")
     args = parser.parse_args()
+    peers = [p for p in args.peers.split(",") if p]
+    modes = [m for m in args.redis.split(",") if m]
+    if unknown := (set(peers) - set(PEERS)) | (set(modes) - set(REDIS_MODES)):
+        parser.error(f"unknown peer or Redis mode: {', '.join(sorted(unknown))}")
+    if args.db and not is_postgres(args.db):
+        parser.error("--db takes a postgresql:// URL")
+    if "procrastinate" in peers and not args.db:
+        print("procrastinate left out: it needs --db postgresql://...")
+        peers.remove("procrastinate")
+    check_requirements(peers, args)
+    n, w, t = args.jobs, args.workers, args.timeout
+
     with hello_server() as url:
         ceiling = wrk(f"{url}/async-process/?process=echo", connections=64, seconds=5,
                       method="POST", body='{"n": 1}')
-    aq_jobs, aq_s = run_aioqueue(args.jobs, args.workers)
-    hu_jobs, hu_s = run_huey(args.jobs, args.workers)
-    aq_rate, hu_rate = aq_jobs / aq_s, hu_jobs / hu_s
-    print(f"hello-world ceiling (POST, req/s)      {ceiling['rps']:.0f}")
-    print(f"aioqueue  {aq_jobs} no-op jobs in {aq_s:.2f} s  {aq_rate:.0f} jobs/s "
-          f"({aq_rate / ceiling['rps']:.0%} of the ceiling)")
-    print(f"huey      {hu_jobs} no-op jobs in {hu_s:.2f} s  {hu_rate:.0f} jobs/s")
-    print(f"ratio     aioqueue / huey = {aq_rate / hu_rate:.2f}")
+    results = [run_aioqueue("SQLite, synchronous=FULL", n, w, None, t)]
+    if args.db:
+        results.append(run_aioqueue(pg_setup(args.db), n, w, args.db, t))
+    if "huey" in peers:
+        results.append(run_huey(n, w, t))
+    for mode in modes:
+        for peer in ("arq", "saq"):
+            if peer in peers:
+                module = importlib.import_module(f"peer_{peer}")
+                with redis_server(mode) as redis_url:
+                    results.append(module.run(redis_url, REDIS_SETUP[mode], n, w,
+                                              args.producers, t))
+    if "procrastinate" in peers:
+        import peer_procrastinate
+
+        with pg_database(args.db, "procrastinate") as dsn:
+            results.append(peer_procrastinate.run(dsn, pg_setup(dsn), n, w, args.producers, t))
+    report(results, ceiling["rps"], n)
+
+
+def report(results: list[Result], ceiling_rps: float, jobs: int) -> None:
+    """One line per run, then each aioqueue run's ratio against every peer."""
+    print(f"hello-world ceiling (POST, req/s): {ceiling_rps:.0f}; {jobs} no-op jobs each")
+    print(f"{'peer':<14}{'store':<40}{'done':>7}{'enqueue/s':>11}{'jobs/s':>9}")
+    for r in results:
+        print(f"{r.name:<14}{r.setup:<40}{r.done:>7}{r.done / r.enqueue_s:>11.0f}{r.rate:>9.0f}"
+              + ("" if r.done >= jobs else "  (did not finish within --timeout)"))
+    ours = [r for r in results if r.name == "aioqueue"]
+    for peer in (r for r in results if r.name != "aioqueue"):
+        ratios = ", ".join(f"on {r.setup.split(',')[0]} {r.rate / peer.rate:.2f}x"
+                           for r in ours if peer.rate)
+        print(f"aioqueue / {peer.name} ({peer.setup}): {ratios}")
 
 
 if __name__ == "__main__":
