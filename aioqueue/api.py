@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from .api_auth import admit, creator_of, owner_of, principal_of
 from .config import Settings
@@ -28,11 +29,14 @@ from .jsonbody import parse_json
 from .models import is_job_id, now_ms
 from .callbacks import check_callback_url, check_email
 from .openapi import build_openapi
+from .repeatlog import RepeatLog
 
 log = logging.getLogger(__name__)
 
 ENGINE = web.AppKey("engine", Engine)
 SETTINGS = web.AppKey("settings", Settings)
+#: the app's log of events a client can repeat thousands of times a second
+REPEATS = web.AppKey("repeats", RepeatLog)
 
 BASE = "/async-process/"
 
@@ -50,6 +54,10 @@ _STATUS: dict[type[AioqueueError], int] = {
 }
 
 _JSON_TYPES = ("application/json",)
+
+#: the status a request is counted under when its client hung up before the answer
+#: (nginx's convention); it is never sent
+CLIENT_CLOSED = 499
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
@@ -99,9 +107,24 @@ async def error_middleware(
         elif exc.status == 415:
             message = "the body must be JSON, sent with 'Content-Type: application/json'"
         return json_response(error_body(code, message, details), exc.status, headers)
-    except Exception:
+    except (HttpProcessingError, web.RequestPayloadError):
+        # a body whose framing or encoding is broken; aiohttp's message quotes raw bytes
+        return json_response(error_body(
+            "bad_request", "the body's framing or Content-Encoding is invalid"), 400)
+    except Exception as exc:
+        if isinstance(exc, ConnectionError) and _client_gone(request):
+            request.app[REPEATS].note(log, "hangup", logging.INFO,
+                                      "client hung up during %s %s", request.method, request.path)
+            # nobody reads this answer; its status is what the request metrics count
+            return web.Response(status=CLIENT_CLOSED)
         log.exception("unhandled error on %s %s", request.method, request.path)
         return json_response(error_body("internal", "internal server error"), 500)
+
+
+def _client_gone(request: web.Request) -> bool:
+    """Whether the connection is closed or closing: a reset is then the client's doing."""
+    transport = request.transport
+    return transport is None or transport.is_closing()
 
 
 # -------------------------------------------------------------------- parsing helpers

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from . import sse, ui
-from .api import ENGINE, SETTINGS, add_routes, error_middleware
+from .api import ENGINE, REPEATS, SETTINGS, add_routes, error_middleware
 from .api_auth import LIMITER, TOKENS, auth_middleware
 from .auth import TokenTable, check_listen
 from .config import Settings
@@ -23,7 +23,9 @@ from .models import plural
 from .notify import Notifier
 from .processes import BUILTINS
 from .ratelimit import RateLimiter
+from .repeatlog import RepeatLog
 from .store import Store
+from .transport import GuardedRunner, throttle_accept_errors
 
 log = logging.getLogger("aioqueue")
 
@@ -50,6 +52,7 @@ def create_app(settings: Settings, registry: Registry | None = None) -> web.Appl
         client_max_size=settings.server.max_body_bytes,
     )
     app[SETTINGS] = settings
+    app[REPEATS] = RepeatLog(settings.server.repeat_log_interval_s)
     hub = Hub(settings.events.max_pending)
     app[sse.HUB] = hub
     app[METRICS] = metrics
@@ -104,10 +107,11 @@ async def serve(settings: Settings) -> None:
     else:
         log.info("%s configured: every request but /health, /openapi.json and /ui "
                  "needs one", plural(len(tokens), "token"))
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=5)
+    runner = GuardedRunner(app, shutdown_timeout=5)
     await runner.setup()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    throttle_accept_errors(loop, runner.repeats)
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     try:

@@ -35,6 +35,19 @@ class ServerSettings(Checked):
                              else "must be one of " + ", ".join(LOG_LEVELS), "INFO")
     #: levels of nesting a JSON body may have; orjson cannot write more than 255
     max_json_depth: int = between(1, 250, 64)
+    #: seconds a client has to send a request's headers, from its connection or its first
+    #: byte; past it the server answers 408 (or closes a silent connection) and hangs up
+    header_timeout_s: float = above(0, 10.0)
+    #: seconds a client has to send a whole body once its headers are in; past it: 408
+    body_timeout_s: float = above(0, 30.0)
+    #: seconds an idle keep-alive connection is kept open between requests
+    keepalive_timeout_s: float = above(0, 75.0)
+    #: open connections; past it the least recently active idle or incomplete one is closed
+    #: (never one whose request is being answered). Kept below the open-file limit.
+    max_connections: int = at_least(1, 512)
+    #: errors that can repeat thousands of times a second (accept failures, shed connections,
+    #: malformed requests, timeouts) are logged at most once per this many seconds, counted
+    repeat_log_interval_s: float = above(0, 60.0)
 
 
 @dataclass(frozen=True)
