@@ -15,6 +15,7 @@ import contextlib
 import os
 import re
 import signal
+import sys
 from typing import Any
 
 import orjson
@@ -60,12 +61,31 @@ def command_process(name: str, settings: CommandSettings) -> Process:
 
 def _environment(settings: CommandSettings, ctx: JobContext) -> dict[str, str]:
     if settings.inherit_env:
-        env = dict(os.environ)
+        env = _host_environment()
     else:
         env = {k: os.environ[k] for k in _BASE_ENV if k in os.environ}
     env.update(settings.env)
     env["AIOQUEUE_JOB_ID"] = ctx.job_id
     env["AIOQUEUE_ATTEMPT"] = str(ctx.attempt)
+    return env
+
+
+def _host_environment() -> dict[str, str]:
+    """The server's environment as it was given, without what a one-file launcher added.
+
+    The launcher of the single-file executable points ``LD_LIBRARY_PATH`` at its bundled
+    libraries (keeping the old value in ``LD_LIBRARY_PATH_ORIG``) and sets ``_PYI_*``
+    variables; a program run as a job must see neither.
+    """
+    env = dict(os.environ)
+    if getattr(sys, "frozen", False):
+        for name in [name for name in env if name.startswith("_PYI_")]:
+            del env[name]
+        original = env.pop("LD_LIBRARY_PATH_ORIG", None)
+        if original is None:
+            env.pop("LD_LIBRARY_PATH", None)
+        else:
+            env["LD_LIBRARY_PATH"] = original
     return env
 
 

@@ -27,15 +27,20 @@ class ServerProcess:
     @classmethod
     async def start(cls, db: Path, *args: str, timeout_s: float = 20, cwd: Path | None = None,
                     env: dict[str, str] | None = None,
-                    open_files: int | None = None) -> ServerProcess:
+                    open_files: int | None = None,
+                    command: tuple[str, ...] | None = None) -> ServerProcess:
         """``env`` replaces the environment; ``cwd`` set, the installed ``aioqueue`` script
-        runs (not ``python -m``, which would put the working folder on the path itself).
+        runs (not ``python -m``, which would put the working folder on the path itself);
+        ``command`` (a built binary, say) runs instead of either.
         ``open_files``: the child's RLIMIT_NOFILE (soft and hard), as ``ulimit -n`` would."""
 
         def limit_files() -> None:
             resource.setrlimit(resource.RLIMIT_NOFILE, (open_files, open_files))
 
-        program = [str(SCRIPT)] if cwd is not None else [sys.executable, "-m", "aioqueue"]
+        if command is not None:
+            program = list(command)
+        else:
+            program = [str(SCRIPT)] if cwd is not None else [sys.executable, "-m", "aioqueue"]
         proc = await asyncio.create_subprocess_exec(
             *program, "serve", "--port", "0", "--db", str(db), *args,
             stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
