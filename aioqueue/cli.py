@@ -35,6 +35,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--db", help="SQLite file (default ./aioqueue.db)")
     serve.add_argument("--workers", type=int, help="worker tasks (default 16)")
     serve.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR (default INFO)")
+    serve.add_argument("--log-format", choices=["plain", "json"],
+                       help="plain lines (the default) or one JSON object per line")
     check = commands.add_parser(
         "check-config", help="check a config file: exit 0 if valid, else 1 and one line per problem")
     check.add_argument("file", help="the TOML config file")
@@ -83,7 +85,8 @@ def module_folders(config: str | None) -> None:
 def _settings(args: argparse.Namespace) -> Settings:
     settings = load_settings(args.config)
     settings = settings.with_overrides(
-        "server", host=args.host, port=args.port, log_level=args.log_level
+        "server", host=args.host, port=args.port, log_level=args.log_level,
+        log_format=args.log_format,
     )
     settings = settings.with_overrides("storage", path=args.db)
     return settings.with_overrides("engine", workers=args.workers)
@@ -108,10 +111,9 @@ def _serve(args: argparse.Namespace) -> int:
     except AioqueueError as exc:
         print(f"aioqueue: {exc.message}", file=sys.stderr)
         return EXIT_START
-    logging.basicConfig(
-        level=settings.server.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    from .logs import configure as configure_logs
+
+    configure_logs(settings.server.log_level, settings.server.log_format)
     module_folders(args.config)
     from .app import serve
 

@@ -33,6 +33,8 @@ class ServerSettings(Checked):
     max_bulk_items: int = at_least(1, 1000)
     log_level: str = checked(lambda v: None if v.upper() in LOG_LEVELS
                              else "must be one of " + ", ".join(LOG_LEVELS), "INFO")
+    log_format: str = checked(lambda v: None if v in ("plain", "json")
+                              else "must be plain or json", "plain")
     #: levels of nesting a JSON body may have; orjson cannot write more than 255
     max_json_depth: int = between(1, 250, 64)
     #: seconds a client has to send a request's headers, from its connection or its first

@@ -96,7 +96,8 @@ class Notifier(JobObserver):
     async def _deliver(self, notice: Notice) -> None:
         job = await self.store.get(notice.job_id)
         if job is None:
-            log.warning("notice %d: job %s is gone; dropped", notice.seq, notice.job_id)
+            log.warning("notice %d: job %s is gone; dropped", notice.seq, notice.job_id,
+                        extra={"job_id": notice.job_id})
             await self.store.notice_delivered(notice.seq)
             return
         try:
@@ -112,7 +113,8 @@ class Notifier(JobObserver):
             delay = min(self.settings.retry_max_s, self.settings.retry_base_s * 2 ** (attempts - 1))
             reason = f"{type(exc).__name__}: {exc}"
             log.warning("notice %d (%s for job %s) failed, attempt %d: %s%s", notice.seq,
-                        notice.kind, job.id, attempts, reason, "; giving up" if give_up else "")
+                        notice.kind, job.id, attempts, reason, "; giving up" if give_up else "",
+                        extra={"job_id": job.id})
             await self.store.notice_retry(
                 notice.seq, due_at_ms=now_ms() + round(delay * random.uniform(0.5, 1.5) * 1000),
                 error=reason, give_up=give_up)

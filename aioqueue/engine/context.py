@@ -15,9 +15,14 @@ import asyncio
 import math
 import threading
 from collections.abc import Awaitable, Callable, Generator
+from contextvars import ContextVar
 
 from ..errors import InvalidRequest
 from ..models import ErrorCode, Job, progress_json
+
+
+#: the id of the job the current task or thread works on; log lines carry it
+CURRENT_JOB: ContextVar[str | None] = ContextVar("aioqueue_current_job", default=None)
 
 
 class JobCancelled(Exception):

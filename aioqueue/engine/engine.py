@@ -27,7 +27,7 @@ from ..models import ErrorCode, Job, JobState, error_json, new_job_id, now_ms, p
 from ..store import Store
 from .backlog import Backlog
 from .batch import Arrivals, bulk_jobs, dump_input, run_batch
-from .context import JobCancelled, JobContext
+from .context import CURRENT_JOB, JobCancelled, JobContext
 from .control import JobControl, request_digest
 from .dispatch import Dispatching
 from .observer import JobObserver
@@ -251,7 +251,8 @@ class Engine(JobControl, Dispatching):
             try:
                 getattr(observer, event)(job)
             except Exception:
-                log.exception("job %s: %s failed in %r", job.id, event, observer)
+                log.exception("job %s: %s failed in %r", job.id, event, observer,
+                              extra={"job_id": job.id})
 
     def _changed(self, job: Job) -> None:
         self._tell("job_changed", job)
@@ -276,11 +277,13 @@ class Engine(JobControl, Dispatching):
 
     async def _work(self) -> None:
         while (job := await self._queue.get()) is not None:
+            current = CURRENT_JOB.set(job.id)
             try:
                 await self._run(job)
             except Exception:
                 log.exception("job %s: the worker failed outside the handler", job.id)
             finally:
+                CURRENT_JOB.reset(current)
                 if job.id not in self._released:
                     self._release(job)
                 self._released.discard(job.id)
