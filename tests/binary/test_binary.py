@@ -8,6 +8,7 @@ temporary ``HOME``.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import subprocess
@@ -104,7 +105,7 @@ async def test_readme_session_processes_client_and_dashboard(appliance):
         status, body = _curl("-X", "POST", f"{base}?process=sleep", "-H", "X-TOKEN: my-token",
                              "-H", "Content-Type: application/json", "-d", '{"seconds": 0.3}')
         assert status == 202, body
-        job_id = aiohttp.helpers.json.loads(body)["id"]
+        job_id = json.loads(body)["id"]
         status, body = _curl(f"{base}{job_id}?return_timeout=10")
         assert status == 200 and '"state":"success"' in body
         status, body = _curl("-X", "POST", f"{base}?process=sha256&return_timeout=5",

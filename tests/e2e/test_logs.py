@@ -35,8 +35,7 @@ async def test_json_log_lines_name_the_job_a_handler_logs_for(tmp_path):
     config = tmp_path / "config.toml"
     config.write_text('[processes]\nmodules = ["shop"]\n')
     server = await ServerProcess.start(tmp_path / "jobs.db", "--config", str(config),
-                                       "--log-format", "json",
-                                       env={**os.environ, "PYTHONPATH": str(tmp_path)})
+                                       "--log-format", "json")
     try:
         async with aiohttp.ClientSession() as http:
             async with http.post(f"{server.url}/async-process/?process=noisy&return_timeout=10",
