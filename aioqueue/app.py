@@ -24,7 +24,7 @@ from .notify import Notifier
 from .processes import BUILTINS
 from .ratelimit import RateLimiter
 from .repeatlog import RepeatLog
-from .store import Store
+from .store import store_for
 from .transport import GuardedRunner, throttle_accept_errors
 
 log = logging.getLogger("aioqueue")
@@ -59,8 +59,9 @@ def create_app(settings: Settings, registry: Registry | None = None) -> web.Appl
     app[TOKENS] = TokenTable(settings.auth.tokens)
     app[LIMITER] = RateLimiter(settings.limits.rate_per_s, settings.limits.rate_burst)
 
+    store = store_for(settings.storage)  # a bad location stops here, before any socket
+
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
-        store = Store(settings.storage.path, synchronous=settings.storage.synchronous)
         await store.open()
         notifier = Notifier(store, settings.notify)
 
@@ -114,12 +115,13 @@ async def serve(settings: Settings) -> None:
     throttle_accept_errors(loop, runner.repeats)
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    location = app[ENGINE].store.location
     try:
         site = web.TCPSite(runner, settings.server.host, settings.server.port)
         await site.start()
         for host, port in (a[:2] for a in runner.addresses):
             log.info("aioqueue listening on http://%s:%d (database %s)",
-                     host, port, settings.storage.path)
+                     host, port, location)
         await stop.wait()
         log.info("stopping: draining jobs for up to %.1f s", settings.server.shutdown_grace_s)
         await app[ENGINE].drain(settings.server.shutdown_grace_s)

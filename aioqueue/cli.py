@@ -32,7 +32,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--config", help="TOML config file (defaults serve without one)")
     serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to listen on, 0 for any free one (default 8099)")
-    serve.add_argument("--db", help="SQLite file (default ./aioqueue.db)")
+    serve.add_argument("--db", help="SQLite file or postgresql:// URL (default ./aioqueue.db)")
     serve.add_argument("--workers", type=int, help="worker tasks (default 16)")
     serve.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR (default INFO)")
     serve.add_argument("--log-format", choices=["plain", "json"],
@@ -88,7 +88,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         "server", host=args.host, port=args.port, log_level=args.log_level,
         log_format=args.log_format,
     )
-    settings = settings.with_overrides("storage", path=args.db)
+    settings = settings.with_overrides("storage", url=args.db)
     return settings.with_overrides("engine", workers=args.workers)
 
 

@@ -54,8 +54,17 @@ class ServerSettings(Checked):
 
 @dataclass(frozen=True)
 class StorageSettings(Checked):
+    #: the database: a SQLite file path, or a postgresql:// URL; empty means ``path``
+    url: str = ""
+    #: the SQLite file, when ``url`` is empty (the older key, kept working)
     path: str = not_empty("aioqueue.db")
+    #: commit durability on every backend: FULL survives a power cut, NORMAL a killed process
     synchronous: Literal["FULL", "NORMAL"] = "FULL"
+
+    @property
+    def location(self) -> str:
+        """Where the jobs live: ``url`` if given, else ``path``."""
+        return self.url or self.path
 
 
 @dataclass(frozen=True)

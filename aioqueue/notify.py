@@ -29,7 +29,7 @@ from .config import NotifySettings
 from .engine.observer import JobObserver
 from .errors import ConfigError, InvalidRequest
 from .models import Job, Notice, now_ms
-from .store import Store
+from .store import JobStore
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ class Notifier(JobObserver):
     """The delivery task. ``wake()`` when a job with notices ends; it also wakes by itself
     when the next retry is due."""
 
-    def __init__(self, store: Store, settings: NotifySettings) -> None:
+    def __init__(self, store: JobStore, settings: NotifySettings) -> None:
         if settings.allowed_hosts and not settings.webhook_secret:
             raise ConfigError("notify.webhook_secret must be set when notify.allowed_hosts is")
         self.store = store

@@ -23,7 +23,7 @@ from pathlib import Path
 from aioqueue.config import EngineSettings
 from aioqueue.engine import Engine, Registry
 from aioqueue.models import Job
-from aioqueue.store import Store
+from aioqueue.store.sqlite import SQLiteStore
 
 
 def _sink(path: Path) -> sqlite3.Connection:
@@ -74,7 +74,7 @@ def _write(path: Path, values: list[int]) -> None:
 async def _run(process: str, jobs: int, batch_size: int, workers: int) -> tuple[float, float, int]:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        store = Store(str(folder / "queue.db"))
+        store = SQLiteStore(str(folder / "queue.db"))
         await store.open()
         done = asyncio.Event()
         ended = 0

@@ -19,12 +19,12 @@ import time
 
 from _harness import free_port, stop
 from aioqueue.models import Job, JobState, new_job_id, now_ms
-from aioqueue.store import Store
+from aioqueue.store.sqlite import SQLiteStore
 from core import wait_all_terminal
 
 
 async def fill(path: str, count: int) -> None:
-    store = Store(path)
+    store = SQLiteStore(path)
     await store.open()
     now = now_ms()
     await store.insert([

@@ -27,14 +27,14 @@ import orjson
 
 from _harness import free_port, stop
 from aioqueue.models import Job, JobState, new_job_id, now_ms
-from aioqueue.store import Store
+from aioqueue.store.sqlite import SQLiteStore
 
 DAY_MS = 86_400_000
 
 
 async def fill(path: str, count: int) -> list[str]:
     """``count`` jobs: 90% ended eight days ago, 10% queued for next year. Returns some ids."""
-    store = Store(path, synchronous="NORMAL")
+    store = SQLiteStore(path, synchronous="NORMAL")
     await store.open()
     sample: list[str] = []
     now = now_ms()

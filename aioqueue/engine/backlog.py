@@ -10,7 +10,6 @@ again from the store, at most once per ``recount_s``.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Awaitable, Callable
 
@@ -58,25 +57,18 @@ class Backlog(JobObserver):
             )
         self._reserved += count
 
-    def insert(self, count: int, insert: Callable[[], asyncio.Future]) -> asyncio.Future:
+    async def insert(self, count: int, insert: Callable[[], Awaitable[None]]) -> None:
         """Run ``insert`` for ``count`` reserved jobs; their places are freed if it fails."""
         try:
-            commit = insert()
+            await insert()
         except BaseException:
             self.release(count)
             raise
 
-        def settled(future: asyncio.Future) -> None:
-            if future.cancelled() or future.exception() is not None:
-                self.release(count)
-
-        commit.add_done_callback(settled)
-        return commit
-
-    async def admit(self, count: int, insert: Callable[[], asyncio.Future]) -> asyncio.Future:
+    async def admit(self, count: int, insert: Callable[[], Awaitable[None]]) -> None:
         """Reserve ``count`` places, then ``insert`` the jobs (see ``reserve``, ``insert``)."""
         await self.reserve(count)
-        return self.insert(count, insert)
+        await self.insert(count, insert)
 
     def release(self, count: int = 1) -> None:
         """Reserved jobs were not stored after all."""

@@ -21,7 +21,7 @@ from ..errors import IdempotencyConflict, InvalidRequest, InvalidTransition, Job
 from ..models import TERMINAL, ErrorCode, Job, JobState, error_json, now_ms, sources
 
 if TYPE_CHECKING:
-    from ..store import Store
+    from ..store import JobStore
     from .running import Running
     from .waiters import Waiters
 
@@ -36,7 +36,7 @@ _TRIES = range(3)
 class JobControl:
     """Mixed into ``Engine``: the client's side of a job's life."""
 
-    store: Store
+    store: JobStore
     _running: dict[str, Running]
 
     _waiters: Waiters
@@ -154,7 +154,7 @@ class JobControl:
             raise InvalidRequest(f"state must be one of {names}") from None
         before = decode_cursor(after) if after is not None else None
         rows = await self.store.list_jobs(
-            process=process, state=wanted, owner=owner, before_seq=before, limit=limit + 1
+            process=process, state=wanted, owner=owner, before=before, limit=limit + 1
         )
         page = rows[:limit]
         cursor = encode_cursor(page[-1][0]) if len(rows) > limit else None

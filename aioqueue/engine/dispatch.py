@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 from ..errors import Unavailable
 from ..models import Job, now_ms
-from ..store import Store
+from ..store import JobStore
 from .batch import Arrivals
 from .registry import Registry
 
@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 class Dispatching:
     """Mixed into ``Engine``: the dispatcher's side of the queue."""
 
-    store: Store
+    store: JobStore
     registry: Registry
     accepting: bool
     _free: int

@@ -24,7 +24,7 @@ import orjson
 from ..config import EngineSettings, LimitSettings
 from ..errors import DuplicateJob, Unavailable
 from ..models import ErrorCode, Job, JobState, error_json, new_job_id, now_ms, plural
-from ..store import Store
+from ..store import JobStore
 from .backlog import Backlog
 from .batch import Arrivals, bulk_jobs, dump_input, run_batch
 from .context import CURRENT_JOB, JobCancelled, JobContext
@@ -43,7 +43,7 @@ class Engine(JobControl, Dispatching):
     """Owns the queue and the workers. Knows nothing of HTTP."""
 
     def __init__(
-        self, store: Store, registry: Registry, settings: EngineSettings, *,
+        self, store: JobStore, registry: Registry, settings: EngineSettings, *,
         limits: LimitSettings | None = None,
     ) -> None:
         if settings.workers < 1:
@@ -173,8 +173,8 @@ class Engine(JobControl, Dispatching):
             self._free -= 1
         waiter = self._waiters.add(job.id) if wait_s > 0 else None
         try:
-            # shielded: a caller that goes away must not cancel the commit's future
             try:
+                # shielded: a caller that goes away must not stop the job's follow-up
                 await asyncio.shield(self._store_new(job, handoff))
             except DuplicateJob:  # the same key committed first, in this batch or before
                 first = await self._replayed(idempotency_key or "", owner, request_hash, wait_s)
@@ -189,32 +189,19 @@ class Engine(JobControl, Dispatching):
             if waiter is not None:
                 self._waiters.drop(job.id, waiter)
 
-    def _store_new(self, job: Job, handoff: bool) -> asyncio.Future:
-        """Insert ``job``; once committed, hand it to its worker or tell the dispatcher.
-
-        The follow-up runs as a callback of the commit, not after an ``await``, so that it
-        happens even when the caller is cancelled while waiting.
-        """
-
-        def committed(future: asyncio.Future) -> None:
-            if future.cancelled() or future.exception() is not None:
-                if handoff:
-                    self._free += 1
-            else:
-                self._submitted(job)
-                if handoff:
-                    self._launch(job)
-                else:
-                    self._note_queued(job.scheduled_at_ms)
-
+    async def _store_new(self, job: Job, handoff: bool) -> None:
+        """Insert ``job``; once committed, hand it to its worker or tell the dispatcher."""
         try:
-            stored = self.backlog.insert(1, lambda: self.store.insert([job]))
+            await self.backlog.insert(1, lambda: self.store.insert([job]))
         except BaseException:
             if handoff:
                 self._free += 1
             raise
-        stored.add_done_callback(committed)
-        return stored
+        self._submitted(job)
+        if handoff:
+            self._launch(job)
+        else:
+            self._note_queued(job.scheduled_at_ms)
 
     async def submit_bulk(
         self, process: str, items: Sequence[Any], *, priority: int = 0, owner: str | None = None,
@@ -229,12 +216,11 @@ class Engine(JobControl, Dispatching):
         jobs = bulk_jobs(self.registry.get(process), items, priority=priority, owner=owner,
                          callback_url=callback_url, notify_email=notify_email)
         if jobs:
-            stored = await self.backlog.admit(len(jobs), lambda: self.store.insert(jobs))
-            stored.add_done_callback(lambda f: f.cancelled() or f.exception() or self._queued(jobs))
-            await asyncio.shield(stored)
+            await asyncio.shield(self._store_queued(jobs))
         return jobs
 
-    def _queued(self, jobs: list[Job]) -> None:
+    async def _store_queued(self, jobs: list[Job]) -> None:
+        await self.backlog.admit(len(jobs), lambda: self.store.insert(jobs))
         for job in jobs:
             self._submitted(job)
         self._note_queued(jobs[0].scheduled_at_ms)
@@ -339,11 +325,27 @@ class Engine(JobControl, Dispatching):
         run.done.set()
 
     def _progress(self, job_id: str, payload: bytes) -> None:
-        self.store.set_progress(job_id, payload)
+        """A handler reported progress: tell observers now, write it in the background."""
         run = self._running.get(job_id)
-        if run is not None:
-            run.job = run.job.evolve(progress=payload)
-            self._changed(run.job)
+        if run is None:
+            return
+        run.job = run.job.evolve(progress=payload)
+        self._changed(run.job)
+        if run.progress_writer is None or run.progress_writer.done():
+            run.progress_writer = asyncio.ensure_future(self._write_progress(run))
+
+    async def _write_progress(self, run: Running) -> None:
+        """Write a run's latest progress until the store has it; reports that arrive while
+        one is written are coalesced into the next write."""
+        written = None
+        while run.job.progress is not written:
+            written = run.job.progress
+            assert written is not None
+            try:
+                await self.store.set_progress(run.job, written)
+            except Unavailable:
+                log.warning("job %s: progress not stored, the store is unavailable", run.job.id)
+                return
 
     async def _execute(self, run: Running) -> Outcome:
         job = run.job

@@ -79,7 +79,7 @@ async def record(engine: Engine, run: Running, outcome: Outcome) -> None:
         else:
             when = job.scheduled_at_ms
         await asyncio.shield(engine.store.requeue(
-            job.id, scheduled_at_ms=when, give_back_attempt=not outcome.retry))
+            job, scheduled_at_ms=when, give_back_attempt=not outcome.retry))
         engine._changed(job.evolve(
             state=JobState.QUEUED, scheduled_at_ms=when,
             attempts=job.attempts if outcome.retry else job.attempts - 1))
@@ -87,7 +87,7 @@ async def record(engine: Engine, run: Running, outcome: Outcome) -> None:
         return
     ended_at = now_ms()
     ending = asyncio.ensure_future(engine.store.finish(
-        job.id, outcome.state, result=outcome.result, error=outcome.error,
+        job, outcome.state, result=outcome.result, error=outcome.error,
         ended_at_ms=ended_at))
     engine._release_early(job)
     written = await asyncio.shield(ending)

@@ -13,7 +13,7 @@ from contextlib import suppress
 from ..config import RetentionSettings
 from ..errors import Unavailable
 from ..models import now_ms, plural
-from ..store import Store
+from ..store import JobStore
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 class Retention:
     """Purges terminal jobs older than ``settings.terminal_s`` every ``settings.interval_s``."""
 
-    def __init__(self, store: Store, settings: RetentionSettings) -> None:
+    def __init__(self, store: JobStore, settings: RetentionSettings) -> None:
         if settings.batch_size < 1:
             raise ValueError("retention.batch_size must be at least 1")
         if settings.interval_s <= 0:

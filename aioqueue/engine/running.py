@@ -26,6 +26,8 @@ class Running:
     job: Job
     ctx: JobContext
     task: asyncio.Future | None = None
+    #: the task writing the latest progress report, while one is being written
+    progress_writer: asyncio.Future | None = None
     #: "cancel" (a client asked; the end is already written) or "drain" (shutdown)
     stop_reason: str | None = None
     #: set once the worker is writing the job's outcome; a resume then waits for ``done``

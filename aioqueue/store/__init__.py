@@ -1,10 +1,9 @@
-"""The only package that speaks SQL: schema, migrations, group commit, guarded transitions."""
+"""Storage: the contract every backend keeps (``base``) and the choice of backend (``factory``).
 
-from .control import list_query
-from .core import Store
-from .schema import CLAIM_SQL, COLUMNS, MIGRATIONS, NEXT_DUE_SQL, PURGE_SQL, SCHEMA_VERSION
+Only the backends (``store/sqlite``, ``store/postgres``) speak SQL or import a driver.
+"""
 
-__all__ = [
-    "CLAIM_SQL", "COLUMNS", "MIGRATIONS", "NEXT_DUE_SQL", "PURGE_SQL", "SCHEMA_VERSION", "Store",
-    "list_query",
-]
+from .base import JobStore, StoreListener
+from .factory import is_postgres_url, store_for
+
+__all__ = ["JobStore", "StoreListener", "is_postgres_url", "store_for"]

@@ -12,7 +12,7 @@ from aioqueue.app import build_registry
 from aioqueue.config import CommandSettings, ProcessSettings, Settings, load_settings
 from aioqueue.errors import ConfigError
 from aioqueue.models import JobState
-from aioqueue.store import Store
+from aioqueue.store.sqlite import SQLiteStore
 
 TOOL = str(Path(__file__).parent.parent / "helpers" / "tool.py")
 
@@ -143,7 +143,7 @@ async def test_stopping_the_server_kills_a_running_command_and_requeues_it(
         return not _alive(child)
 
     assert await _until(child_gone)
-    store = Store(settings.storage.path)
+    store = SQLiteStore(settings.storage.path)
     await store.open()
     try:
         job = await store.get(job_id)

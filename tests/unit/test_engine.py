@@ -12,7 +12,7 @@ from aioqueue.config import EngineSettings
 from aioqueue.engine import Engine, Registry
 from aioqueue.errors import Unavailable
 from aioqueue.models import JobState
-from aioqueue.store import Store
+from aioqueue.store.sqlite import SQLiteStore
 from tests.factories import make_job
 
 
@@ -23,10 +23,10 @@ def registry() -> Registry:
 
 @pytest.fixture
 async def make_engine(tmp_path, registry):
-    made: list[tuple[Engine, Store]] = []
+    made: list[tuple[Engine, SQLiteStore]] = []
 
     async def make(workers: int = 2, path: str | None = None) -> Engine:
-        store = Store(path or str(tmp_path / "engine.db"))
+        store = SQLiteStore(path or str(tmp_path / "engine.db"))
         await store.open()
         engine = Engine(store, registry,
                         EngineSettings(workers=workers, retry_base_s=0.01, retry_max_s=0.02))
@@ -212,7 +212,7 @@ async def test_a_job_left_running_by_a_dead_server_runs_again_after_restart(
     make_engine, registry, tmp_path
 ):
     path = str(tmp_path / "restart.db")
-    store = Store(path)
+    store = SQLiteStore(path)
     await store.open()
     orphan = make_job(process="again", state=JobState.RUNNING, attempts=1, max_attempts=2)
     await store.insert([orphan])
@@ -225,3 +225,20 @@ async def test_a_job_left_running_by_a_dead_server_runs_again_after_restart(
     engine = await make_engine(path=path)
     job = await engine.wait(orphan.id, 5)
     assert (job.state, orjson.loads(job.result)) == (JobState.SUCCESS, 2)
+
+
+async def test_idempotency_keys_are_scoped_to_the_owner(make_engine):
+    from aioqueue.processes import BUILTINS
+
+    engine = await make_engine(workers=1)
+    engine.registry.update(BUILTINS)
+    a1 = await engine.submit("echo", 1, delay_s=60, owner="alice", idempotency_key="k")
+    a2 = await engine.submit("echo", 1, delay_s=60, owner="alice", idempotency_key="k")
+    b1 = await engine.submit("echo", 1, delay_s=60, owner="bob", idempotency_key="k")
+    anon = await engine.submit("echo", 1, delay_s=60, idempotency_key="k")
+    anon2 = await engine.submit("echo", 1, delay_s=60, idempotency_key="k")
+    assert a1.id == a2.id
+    assert len({a1.id, b1.id, anon.id}) == 3
+    assert anon2.id == anon.id
+    stored = await engine.store.get(a1.id)
+    assert stored.idempotency_key == "k" and stored.request_hash == a1.request_hash

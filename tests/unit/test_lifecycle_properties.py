@@ -21,7 +21,7 @@ from aioqueue.config import EngineSettings
 from aioqueue.engine import Engine, Registry
 from aioqueue.errors import InvalidTransition, JobNotFound
 from aioqueue.models import ACTIVE, TERMINAL, JobState
-from aioqueue.store import Store
+from aioqueue.store.sqlite import SQLiteStore
 
 
 def refused_in(exc: InvalidTransition) -> JobState:
@@ -80,7 +80,7 @@ class Lifecycle(RuleBasedStateMachine):
         return self.loop.run_until_complete(asyncio.wait_for(coro, 10))
 
     async def _open(self) -> None:
-        self.store = Store(str(Path(self.dir) / "prop.db"))
+        self.store = SQLiteStore(str(Path(self.dir) / "prop.db"))
         await self.store.open()
         self.engine = Engine(self.store, self.registry,
                              EngineSettings(workers=2, retry_base_s=0.001, retry_max_s=0.002))

@@ -83,14 +83,16 @@ async def test_backlog_reserves_confirms_releases_and_frees():
 
 async def test_an_insert_that_fails_gives_its_places_back():
     backlog = Backlog(_limits(2), Counted(0), clock=Clock())
-    failing = asyncio.get_running_loop().create_future()
-    await backlog.admit(2, lambda: failing)
-    assert backlog.size == 2
-    failing.set_exception(RuntimeError("disk full"))
-    await asyncio.sleep(0)  # let the done-callback run
+    commit = asyncio.get_running_loop().create_future()
+    admitted = asyncio.ensure_future(backlog.admit(2, lambda: commit))
+    while backlog.size != 2:  # reserved while the insert waits for its commit
+        await asyncio.sleep(0)
+    commit.set_exception(RuntimeError("disk full"))
+    with pytest.raises(RuntimeError):
+        await admitted
     assert backlog.size == 0
 
-    def refused():
+    async def refused():
         raise RuntimeError("store closed")
 
     with pytest.raises(RuntimeError):
@@ -129,12 +131,12 @@ async def test_engine_counts_from_the_store_at_start_and_follows_each_end(tmp_pa
     from aioqueue.config import EngineSettings
     from aioqueue.engine import Engine
     from aioqueue.processes import BUILTINS
-    from aioqueue.store import Store
+    from aioqueue.store.sqlite import SQLiteStore
 
     path = str(tmp_path / "jobs.db")
     limits = LimitSettings(max_backlog=3)
     settings = EngineSettings(workers=2, retry_base_s=0.01, retry_max_s=0.01)
-    store = Store(path)
+    store = SQLiteStore(path)
     await store.open()
     engine = Engine(store, BUILTINS, settings, limits=limits)
     await engine.start()
@@ -143,7 +145,7 @@ async def test_engine_counts_from_the_store_at_start_and_follows_each_end(tmp_pa
     await engine.drain(1)
     await store.close()
 
-    store = Store(path)
+    store = SQLiteStore(path)
     await store.open()
     engine = Engine(store, BUILTINS, settings, limits=limits)
     await engine.start()

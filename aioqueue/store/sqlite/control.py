@@ -1,6 +1,6 @@
-"""The SQL of job control: client transitions, idempotency look-ups, listing, purging.
+"""The SQLite SQL of job control: client transitions, idempotency look-ups, listing, purging.
 
-Mixed into ``Store``; every write here is a guarded transition through the group-commit
+Mixed into ``SQLiteStore``; every write here is a guarded transition through the group-commit
 writer, and a write that matched nothing tells the caller so instead of pretending.
 """
 
@@ -10,12 +10,12 @@ import asyncio
 from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
 from typing import Any
 
-from ..models import TERMINAL, Job, JobState, sources
+from ...models import TERMINAL, Job, JobState, sources
 from .schema import COLUMNS, PURGE_SQL, _row_to_job, states_sql
 
 
 def list_query(
-    *, process: str | None, state: JobState | None, owner: str | None, before_seq: int | None,
+    *, process: str | None, state: JobState | None, owner: str | None, before: int | None,
     limit: int,
 ) -> tuple[str, list[Any]]:
     """The page query of ``list_jobs``: only the filters given, so an index serves it."""
@@ -26,9 +26,9 @@ def list_query(
         if value is not None:
             where.append(f"{column} = ?")
             params.append(value)
-    if before_seq is not None:
+    if before is not None:
         where.append("seq < ?")
-        params.append(before_seq)
+        params.append(before)
     clause = f"WHERE {' AND '.join(where)} " if where else ""
     params.append(limit)
     return f"SELECT seq, {COLUMNS} FROM jobs {clause}ORDER BY seq DESC LIMIT ?", params
@@ -38,7 +38,7 @@ class ControlQueries:
     """Client-driven changes to existing jobs and the reads that go with them, and the
     claim that respects per-process concurrency limits."""
 
-    # provided by ``StoreCore``; annotated here so each half type-checks on its own
+    # provided by ``SQLiteStore``; annotated here so each half type-checks on its own
     _enqueue: Callable[..., asyncio.Future]
     _read: Callable[[str, Iterable[Any]], Awaitable[list[Any]]]
 
@@ -144,10 +144,10 @@ class ControlQueries:
 
     async def list_jobs(
         self, *, process: str | None = None, state: JobState | None = None,
-        owner: str | None = None, before_seq: int | None = None, limit: int = 50,
+        owner: str | None = None, before: int | None = None, limit: int = 50,
     ) -> list[tuple[int, Job]]:
-        """Up to ``limit`` jobs, newest first, each with its ``seq`` (the page key)."""
+        """Up to ``limit`` jobs, newest first, each with its ``seq`` as its position."""
         sql, params = list_query(process=process, state=state, owner=owner,
-                                 before_seq=before_seq, limit=limit)
+                                 before=before, limit=limit)
         rows = await self._read(sql, params)
         return [(row[0], _row_to_job(row[1:])) for row in rows]

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from ..models import TERMINAL, Job, JobState
+from ...models import TERMINAL, Job, JobState
 
 #: columns in the order ``_row_to_job`` reads them
 COLUMNS = (

@@ -6,11 +6,11 @@ ends a job; these methods read them and record each delivery's fate.
 
 from __future__ import annotations
 
-from ..models import Notice
+from ...models import Notice
 
 
 class OutboxQueries:
-    """Outbox methods of ``Store``, which supplies ``_enqueue`` (its group-commit writer)
+    """Outbox methods of ``SQLiteStore``, which supplies ``_enqueue`` (its group-commit writer)
     and ``_read``."""
 
     async def due_notices(self, now_ms: int, limit: int) -> list[Notice]:

@@ -35,6 +35,13 @@ class Batch:
     inserts: list[Insert] = field(default_factory=list)
     writes: list[Write] = field(default_factory=list)
     progress: dict[str, bytes] = field(default_factory=dict)
+    #: answered once the progress above is committed
+    progress_done: asyncio.Future | None = None
+
+    def futures(self) -> list[asyncio.Future]:
+        """Every caller's future, to fail them all when the commit fails."""
+        futures = [w.future for w in [*self.inserts, *self.writes]]
+        return futures if self.progress_done is None else [*futures, self.progress_done]
 
     def __bool__(self) -> bool:
         return bool(self.inserts or self.writes or self.progress)

@@ -1,6 +1,6 @@
-"""The store's core: connections, migrations, group commit, guarded transitions.
+"""The SQLite store's core: connections, migrations, group commit, guarded transitions.
 
-The ``aioqueue.store`` package is the only place that speaks SQL; the schema is in
+This package implements ``store.base.JobStore`` on one SQLite file; the schema is in
 ``schema``, the notification outbox in ``outbox``.
 
 Every write goes through one writer task. Writes that arrive while a transaction is
@@ -8,7 +8,7 @@ being committed wait and are committed together in the next one (group commit), 
 caller is answered only once its own write is committed. Reads use a second connection,
 which WAL lets run beside the writer.
 
-Guarantees each method gives are in its docstring; the engine relies on nothing else.
+The guarantees are the contract's (``store.base``); what is SQLite's own is said here.
 """
 
 from __future__ import annotations
@@ -21,8 +21,9 @@ from typing import Any
 
 import aiosqlite
 
-from ..errors import DuplicateJob, Unavailable
-from ..models import ACTIVE, ErrorCode, Job, JobState, error_json, sources
+from ...errors import DuplicateJob, Unavailable
+from ...models import ACTIVE, ErrorCode, Job, JobState, error_json, sources
+from ..base import JobStore
 from .control import ControlQueries
 from .batch import Batch, Insert, Write, group_writes, quietly, settle
 from .outbox import OutboxQueries
@@ -33,11 +34,16 @@ from .schema import (
 
 log = logging.getLogger(__name__)
 
-class Store(ControlQueries, OutboxQueries):
-    """SQLite storage for jobs. Open it, use it from one event loop, close it."""
+class SQLiteStore(ControlQueries, OutboxQueries, JobStore):
+    """SQLite storage for jobs. Open it, use it from one event loop, close it.
+
+    Only this process writes the file, so ``StoreListener``s are never called.
+    """
 
     def __init__(self, path: str, *, synchronous: str = "FULL") -> None:
+        super().__init__()
         self.path = path
+        self.location = path
         self.synchronous = synchronous
         self._writer: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
@@ -174,10 +180,12 @@ class Store(ControlQueries, OutboxQueries):
             log.error("commit failed, %d writes lost: %r",
                       len(batch.writes) + len(batch.inserts), failed)
             await quietly(conn.rollback())
-            for write in [*batch.inserts, *batch.writes]:
-                settle(write.future, Unavailable("storage unavailable: the commit failed"))
+            for future in batch.futures():
+                settle(future, Unavailable("storage unavailable: the commit failed"))
             return
         self.commits += 1
+        if batch.progress_done is not None:
+            settle(batch.progress_done, None)
         if new_rows:
             await self._settle_inserts(batch.inserts, outcomes[0].rowcount, len(new_rows))
             outcomes = outcomes[1:]
@@ -213,20 +221,19 @@ class Store(ControlQueries, OutboxQueries):
 
     # ---------------------------------------------------------------- writes
 
-    def insert(self, jobs: Sequence[Job]) -> asyncio.Future:
-        """Store new jobs with the next commit; the future is done once they are committed.
+    async def insert(self, jobs: Sequence[Job]) -> None:
+        """Store new jobs with the next commit, shared with every write queued meanwhile.
 
-        It fails with ``DuplicateJob`` when a unique key (not the id: the owner's
-        idempotency key) is already taken; jobs that carry unique keys are inserted one
-        per call, so that all or none is stored. The write happens even if nobody awaits
-        the future.
+        The rows are queued before the first await, so the write happens even if the
+        caller is cancelled while it waits. A taken idempotency key (a row the unique index
+        skipped) fails only the call that carried it.
         """
         if self._closing:
             raise Unavailable("the store is closed")
         future = asyncio.get_running_loop().create_future()
         self._batch.inserts.append(Insert([_job_to_row(job) for job in jobs], future))
         self._wake.set()
-        return future
+        await future
 
     async def claim(
         self, limit: int, now_ms: int, caps: Mapping[str, int] | None = None
@@ -261,7 +268,7 @@ class Store(ControlQueries, OutboxQueries):
         return jobs
 
     async def finish(
-        self, job_id: str, state: JobState, *, result: bytes | None, error: bytes | None,
+        self, job: Job, state: JobState, *, result: bytes | None, error: bytes | None,
         ended_at_ms: int,
     ) -> bool:
         """End an active job; False (and nothing written) if it was already terminal or gone.
@@ -274,17 +281,17 @@ class Store(ControlQueries, OutboxQueries):
         count = await self._enqueue(
             "UPDATE jobs SET state = ?, result = ?, error = ?, ended_at_ms = ? "
             "WHERE id = ? AND state IN ('queued', 'running', 'paused')",
-            (state.value, result, error, ended_at_ms, job_id),
+            (state.value, result, error, ended_at_ms, job.id),
             grouped=True,
         )
         if count is None:  # some end of the group found its job ended already: which?
-            stored = await self.get(job_id)
+            stored = await self.get(job.id)
             return stored is not None and (stored.state, stored.ended_at_ms, stored.result,
                                            stored.error) == (state, ended_at_ms, result, error)
         return count == 1
 
     async def requeue(
-        self, job_id: str, *, scheduled_at_ms: int, give_back_attempt: bool = False
+        self, job: Job, *, scheduled_at_ms: int, give_back_attempt: bool = False
     ) -> bool:
         """Put a running job back in the queue (a retry, or a drain that gives the attempt back).
 
@@ -294,16 +301,21 @@ class Store(ControlQueries, OutboxQueries):
             "UPDATE jobs SET state = CASE state WHEN 'paused' THEN 'paused' ELSE 'queued' END, "
             "scheduled_at_ms = ?, attempts = attempts - ? "
             f"WHERE id = ? AND state IN ({states_sql(sources(JobState.QUEUED))})",
-            (scheduled_at_ms, 1 if give_back_attempt else 0, job_id),
+            (scheduled_at_ms, 1 if give_back_attempt else 0, job.id),
         )
         return count == 1
 
-    def set_progress(self, job_id: str, progress: bytes) -> None:
-        """Record progress with the next commit, without waiting; only the latest one counts."""
+    async def set_progress(self, job: Job, progress: bytes) -> None:
+        """Record progress with the next commit; of a job's reports waiting for the same
+        commit only the latest is written. A store that is closing drops it."""
         if self._closing:
             return
-        self._batch.progress[job_id] = progress
+        batch = self._batch
+        batch.progress[job.id] = progress
+        if batch.progress_done is None:
+            batch.progress_done = asyncio.get_running_loop().create_future()
         self._wake.set()
+        await batch.progress_done
 
     async def recover(self, now_ms: int) -> tuple[int, int]:
         """After a crash: re-queue running jobs with attempts left, end the rest as interrupted.

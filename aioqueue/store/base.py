@@ -1,0 +1,246 @@
+"""The storage contract: what the engine, the API, the notifier and retention may ask of a store.
+
+Every method is awaited. Each docstring says what is durable when it returns, which state
+transition it guards, and what a caller gets when it lost a race. The engine relies on
+nothing else, so a backend (``store/sqlite``, ``store/postgres``) is free in how it keeps
+these promises: group commit, batching and the SQL dialect stay inside it.
+
+What every backend must guarantee:
+
+- **Durable when answered.** A write that returned has been committed with the backend's
+  configured durability (``[storage] synchronous``); a write that raised changed nothing.
+  Concurrent calls may share one transaction, but each is answered on its own.
+- **Guarded transitions.** A write that moves a job's state names the states it moves from;
+  a job in any other state is left alone and the method says so (False or None), never by
+  an exception. The allowed moves are ``models.TRANSITIONS``.
+- **Ends carry their notices.** The write that ends a job (``finish``, ``cancel``,
+  ``recover``) puts its webhook and e-mail notices into the outbox in the same transaction.
+- **Failures are ``Unavailable``.** A backend raises ``errors.Unavailable`` when the database
+  cannot be reached or refuses a write, ``errors.DuplicateJob`` for a taken idempotency key,
+  and no driver exception ever leaves it. Error text of the database stays in the log.
+- **Reads see committed data only**, at least everything committed before the call began.
+
+Writes about a claimed job (``finish``, ``requeue``, ``set_progress``) take the ``Job`` as
+``claim``, ``claim_process`` or ``insert`` (of a running job) returned it, or an ``evolve``
+of it. Today they need its id; a backend that leases claims to one of several processes
+reads its claim token from the same object, so a process whose claim was taken over cannot
+overwrite the attempt that replaced it (the write then answers as a lost race).
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Collection, Mapping, Sequence
+
+from ..models import Job, JobState, Notice
+
+
+class StoreListener:
+    """Told by a store of changes made by other processes that share its database.
+
+    A backend that only this process writes (SQLite) never calls it. One shared by several
+    servers (PostgreSQL, through LISTEN/NOTIFY) calls it on the event loop, after the other
+    process committed. It is a hint, never the only path: a lost notice costs latency only.
+    """
+
+    def jobs_due(self, scheduled_at_ms: int) -> None:
+        """Another process queued (or re-queued, or resumed) a job due at this time."""
+
+    def job_changed(self, job_id: str) -> None:
+        """Another process changed this job (cancel, pause, resume, end): read it again."""
+
+
+class JobStore(abc.ABC):
+    """Where jobs and their notices live. Open it, use it from one event loop, close it."""
+
+    #: where the store keeps its data, for log lines: a path, or a URL without its password
+    location: str = ""
+
+    def __init__(self) -> None:
+        self.listeners: list[StoreListener] = []
+
+    def subscribe(self, listener: StoreListener) -> None:
+        """Have ``listener`` told of other processes' changes (see ``StoreListener``)."""
+        self.listeners.append(listener)
+
+    # ---------------------------------------------------------------- lifecycle
+
+    @abc.abstractmethod
+    async def open(self) -> None:
+        """Connect and bring the schema to this version (migrating an older one).
+
+        Raises ``Unavailable`` naming the problem (unreachable, refused, a schema newer than
+        this aioqueue knows); nothing is left open then.
+        """
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Commit what callers are already waiting for, then disconnect.
+
+        Writes called after ``close`` began raise ``Unavailable``.
+        """
+
+    # ---------------------------------------------------------------- new jobs
+
+    @abc.abstractmethod
+    async def insert(self, jobs: Sequence[Job]) -> None:
+        """Store new jobs (queued, or running when handed straight to a worker).
+
+        Returns once they are committed; a call that raised stored nothing. Raises
+        ``DuplicateJob`` when a job's idempotency key is already taken by its owner (owner
+        None is its own scope). Callers pass a job with a key alone in its call, so that the
+        refusal concerns that job only. The write completes even if the caller is cancelled
+        while it waits.
+        """
+
+    # ---------------------------------------------------------------- the workers' side
+
+    @abc.abstractmethod
+    async def claim(
+        self, limit: int, now_ms: int, caps: Mapping[str, int] | None = None
+    ) -> list[Job]:
+        """Move up to ``limit`` due queued jobs to running (attempts + 1), and return them
+        highest priority first, then earliest due.
+
+        With ``caps`` only the processes named there are claimed, each at most its cap (the
+        engine leaves out processes at their concurrency limit). A job is claimed by one
+        caller only: concurrent claims never return the same job. Durable on return.
+        """
+
+    @abc.abstractmethod
+    async def claim_process(self, process: str, limit: int, now_ms: int) -> list[Job]:
+        """``claim`` restricted to one process: what a batch handler takes at once."""
+
+    @abc.abstractmethod
+    async def finish(
+        self, job: Job, state: JobState, *, result: bytes | None, error: bytes | None,
+        ended_at_ms: int,
+    ) -> bool:
+        """End a claimed job in ``state`` (success or failure) with its result or error.
+
+        Guards: queued, running or paused to terminal. Returns True once the end (and its
+        notices) is committed; False, writing nothing, when the job is already terminal or
+        gone (a client's cancel won the race) or, with leases, no longer this claim's.
+        """
+
+    @abc.abstractmethod
+    async def requeue(
+        self, job: Job, *, scheduled_at_ms: int, give_back_attempt: bool = False
+    ) -> bool:
+        """Put a claimed job back in the queue for ``scheduled_at_ms`` (a retry), or, with
+        ``give_back_attempt``, as if it had not run (a drain).
+
+        A job a client paused while it ran stays paused. Returns False, writing nothing, when
+        the job is no longer running or paused (ended by a client meanwhile).
+        """
+
+    @abc.abstractmethod
+    async def set_progress(self, job: Job, progress: bytes) -> None:
+        """Record a claimed job's latest progress while it is running or paused.
+
+        Returns once it is committed. Reports that arrive together may be coalesced: only
+        the latest of a job is kept. A job that has ended keeps its last progress.
+        """
+
+    @abc.abstractmethod
+    async def recover(self, now_ms: int) -> tuple[int, int]:
+        """After a crash, settle the jobs a dead owner left running; returns (re-queued,
+        interrupted).
+
+        Those with attempts left go back to the queue; the rest end as
+        ``failure``/``interrupted`` at ``now_ms`` (with their notices). A single-owner backend
+        treats every running job as left; a shared one only those whose owner is gone.
+        """
+
+    # ---------------------------------------------------------------- reads
+
+    @abc.abstractmethod
+    async def get(self, job_id: str, *, owner: str | None = None) -> Job | None:
+        """The committed job, or None; with ``owner``, None unless that client owns it."""
+
+    @abc.abstractmethod
+    async def next_due_ms(self, processes: Collection[str] | None = None) -> int | None:
+        """When the earliest queued job (of ``processes``, if given) is due; None if none."""
+
+    @abc.abstractmethod
+    async def count_active(self) -> int:
+        """How many jobs are queued, running or paused."""
+
+    @abc.abstractmethod
+    async def count_by_state(self) -> dict[str, int]:
+        """How many jobs are in each active state; every active state is a key."""
+
+    @abc.abstractmethod
+    async def find_by_key(self, idempotency_key: str, *, owner: str | None) -> Job | None:
+        """The job this owner submitted with this idempotency key; owner None is the
+        anonymous scope (no authentication), not "any owner"."""
+
+    @abc.abstractmethod
+    async def list_jobs(
+        self, *, process: str | None = None, state: JobState | None = None,
+        owner: str | None = None, before: int | None = None, limit: int = 50,
+    ) -> list[tuple[int, Job]]:
+        """Up to ``limit`` jobs matching the filters given, newest first, each with its
+        position: an integer, larger for newer jobs, that never changes for a job.
+
+        ``before`` returns only jobs older than that position (the next page). The engine
+        turns positions into opaque cursors; clients never see them raw.
+        """
+
+    # ---------------------------------------------------------------- client control
+
+    @abc.abstractmethod
+    async def cancel(
+        self, job_id: str, *, error: bytes, ended_at_ms: int, owner: str | None = None
+    ) -> Job | None:
+        """End a queued, running or paused job as ``failure`` with ``error``.
+
+        Returns the ended job once committed (with its notices); None, writing nothing, when
+        it was not active or is not visible to ``owner``.
+        """
+
+    @abc.abstractmethod
+    async def pause(self, job_id: str, *, owner: str | None = None) -> Job | None:
+        """Mark a queued or running job paused; the changed job, or None when it was in no
+        such state (or is not visible to ``owner``)."""
+
+    @abc.abstractmethod
+    async def resume(self, job_id: str, *, running: bool, owner: str | None = None) -> Job | None:
+        """Move a paused job on: to running when its handler still waits (``running``), else
+        to queued; None when it was not paused.
+
+        A paused job whose run was lost gets back the attempt that run used if it was its
+        last, so ``attempts`` never passes ``max_attempts`` and it can always be resumed.
+        """
+
+    @abc.abstractmethod
+    async def delete(self, job_id: str, *, owner: str | None = None) -> bool:
+        """Remove a terminal job (and with it its idempotency key); False when there is
+        none visible to ``owner`` or it is still active."""
+
+    @abc.abstractmethod
+    async def purge(self, ended_before_ms: int, batch: int) -> int:
+        """Remove up to ``batch`` terminal jobs that ended before ``ended_before_ms``, oldest
+        first, in one short transaction; returns how many."""
+
+    # ---------------------------------------------------------------- the outbox
+
+    @abc.abstractmethod
+    async def due_notices(self, now_ms: int, limit: int) -> list[Notice]:
+        """Pending notices whose time has come, oldest first."""
+
+    @abc.abstractmethod
+    async def next_notice_due_ms(self) -> int | None:
+        """When the earliest pending notice is due; None when none is pending."""
+
+    @abc.abstractmethod
+    async def notice_delivered(self, seq: int) -> None:
+        """A delivered notice leaves the outbox (a no-op if it left already)."""
+
+    @abc.abstractmethod
+    async def notice_retry(self, seq: int, *, due_at_ms: int, error: str, give_up: bool) -> None:
+        """Count a failed delivery: due again at ``due_at_ms``, or kept as failed."""
+
+    @abc.abstractmethod
+    async def failed_notices(self, job_id: str) -> list[tuple[str, int, str | None]]:
+        """(kind, attempts, last error) of a job's notices that were given up, oldest first."""

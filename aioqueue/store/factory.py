@@ -1,0 +1,35 @@
+"""Which backend a configured location means: a plain path is SQLite, a URL PostgreSQL."""
+
+from __future__ import annotations
+
+from ..config import StorageSettings
+from ..errors import ConfigError
+from .base import JobStore
+
+#: URL schemes that name a PostgreSQL database
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+
+
+def is_postgres_url(location: str) -> bool:
+    """Whether ``location`` names a PostgreSQL database rather than a SQLite file."""
+    return location.lower().startswith(POSTGRES_SCHEMES)
+
+
+def store_for(settings: StorageSettings) -> JobStore:
+    """The store ``[storage]`` names, not opened yet (``url``, else ``path``).
+
+    Backends are imported here, on demand, so a server on SQLite never needs the
+    PostgreSQL driver installed.
+    """
+    location = settings.location
+    if is_postgres_url(location):
+        # the PostgreSQL backend (store/postgres) plugs in here
+        raise ConfigError("PostgreSQL storage is not available in this version of aioqueue")
+    if "://" in location:
+        scheme = location.split("://", 1)[0]
+        raise ConfigError(
+            f"storage: unknown database URL scheme '{scheme}://'; use a file path for "
+            "SQLite or postgresql://user@host/dbname for PostgreSQL")
+    from .sqlite import SQLiteStore
+
+    return SQLiteStore(location, synchronous=settings.synchronous)
