@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ...errors import AioqueueError
-from ..schema import SCHEMA_VERSION
+from .schema import SCHEMA_VERSION
 
 #: pages copied per step (256 pages of 4 KiB: 1 MiB)
 STEP_PAGES = 256
