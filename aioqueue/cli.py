@@ -10,7 +10,6 @@ import argparse
 import asyncio
 import logging
 import os
-import sqlite3
 import sys
 from pathlib import Path
 
@@ -96,8 +95,6 @@ def _start_failure(exc: BaseException, settings: Settings) -> str:
     """One line naming why the server could not start."""
     if isinstance(exc, AioqueueError):
         return exc.message
-    if isinstance(exc, sqlite3.Error):
-        return f"cannot open the database {settings.storage.path}: {exc}"
     if isinstance(exc, OSError):
         server = settings.server
         reason = os.strerror(exc.errno) if exc.errno else str(exc)

@@ -58,29 +58,41 @@ class SQLiteStore(ControlQueries, OutboxQueries, JobStore):
     # ---------------------------------------------------------------- lifecycle
 
     async def open(self) -> None:
-        """Open both connections, migrate the schema, start the writer."""
-        try:  # first without a thread: a failed aiosqlite.connect leaves its thread behind
-            sqlite3.connect(self.path).close()
-        except sqlite3.Error as exc:
-            raise Unavailable(f"cannot open the database {self.path}: {exc}") from None
-        self._writer = await aiosqlite.connect(self.path, isolation_level="DEFERRED")
+        """Open both connections, migrate the schema, start the writer.
+
+        Any SQLite error (a folder that does not exist, a file that is not a database)
+        becomes ``Unavailable`` naming the file, and nothing stays open.
+        """
         try:
-            await self._writer.execute("PRAGMA journal_mode=WAL")
-            await self._writer.execute(f"PRAGMA synchronous={self.synchronous}")
-            await self._writer.execute("PRAGMA busy_timeout=5000")
-            await self._migrate()
+            await self._connect()
         except BaseException as exc:
-            await self._writer.close()
-            self._writer = None
+            await self._disconnect()
             if isinstance(exc, sqlite3.Error):
                 raise Unavailable(f"cannot open the database {self.path}: {exc}") from None
             raise
+        self._writer_task = asyncio.create_task(self._write_loop(), name="aioqueue-store-writer")
+
+    async def _connect(self) -> None:
+        # first the plain connection: a file that cannot be opened fails here, on the loop,
+        # before aiosqlite starts a thread that would outlive the failure
+        self._lookups = sqlite3.connect(self.path)
+        self._lookups.execute("PRAGMA query_only=1")
+        self._writer = await aiosqlite.connect(self.path, isolation_level="DEFERRED")
+        await self._writer.execute("PRAGMA journal_mode=WAL")
+        await self._writer.execute(f"PRAGMA synchronous={self.synchronous}")
+        await self._writer.execute("PRAGMA busy_timeout=5000")
+        await self._migrate()
         self._reader = await aiosqlite.connect(self.path)
         await self._reader.execute("PRAGMA query_only=1")
         await self._reader.execute("PRAGMA busy_timeout=5000")
-        self._lookups = sqlite3.connect(self.path)
-        self._lookups.execute("PRAGMA query_only=1")
-        self._writer_task = asyncio.create_task(self._write_loop(), name="aioqueue-store-writer")
+
+    async def _disconnect(self) -> None:
+        for conn in (self._reader, self._writer):
+            if conn is not None:
+                await conn.close()
+        if self._lookups is not None:
+            self._lookups.close()
+        self._reader = self._writer = self._lookups = None
 
     async def close(self) -> None:
         """Commit what is pending, then close. Writes after this raise ``Unavailable``."""
@@ -88,12 +100,7 @@ class SQLiteStore(ControlQueries, OutboxQueries, JobStore):
         self._wake.set()
         if self._writer_task is not None:
             await self._writer_task
-        for conn in (self._reader, self._writer):
-            if conn is not None:
-                await conn.close()
-        if self._lookups is not None:
-            self._lookups.close()
-        self._reader = self._writer = self._lookups = None
+        await self._disconnect()
 
     async def _migrate(self) -> None:
         assert self._writer is not None
