@@ -27,6 +27,7 @@ from .errors import (
 )
 from .jsonbody import parse_json
 from .models import is_job_id, now_ms
+from .mount import HEALTH_PATH, HEALTH_ROUTE, JOBS_PATH, job_base, prefix
 from .callbacks import check_callback_url, check_email
 from .openapi import build_openapi
 from .repeatlog import RepeatLog
@@ -38,7 +39,7 @@ SETTINGS = web.AppKey("settings", Settings)
 #: the app's log of events a client can repeat thousands of times a second
 REPEATS = web.AppKey("repeats", RepeatLog)
 
-BASE = "/async-process/"
+BASE = JOBS_PATH
 
 _STATUS: dict[type[AioqueueError], int] = {
     InvalidRequest: 400,
@@ -227,12 +228,13 @@ def _with_input(request: web.Request) -> bool:
 
 def _job_answer(request: web.Request, job: Any, status: int | None = None,
                 headers: dict[str, str] | None = None) -> web.Response:
-    body = job.to_dict(with_input=_with_input(request))
+    base = job_base(request)
+    body = job.to_dict(base_path=base, with_input=_with_input(request))
     if status is None:
         status = 200 if job.terminal else 202
     if status == 202:
         headers = dict(headers or {})
-        headers["Location"] = f"{BASE}{job.id}"
+        headers["Location"] = f"{base}{job.id}"
         headers["Retry-After"] = str(request.app[SETTINGS].server.retry_after_s)
     return json_response(body, status, headers)
 
@@ -292,7 +294,7 @@ async def submit_bulk(request: web.Request) -> web.Response:
         process, items, priority=priority, owner=creator_of(request), **_notices(request)
     )
     return json_response(
-        {"jobs": [job.to_dict() for job in jobs]}, 202,
+        {"jobs": [job.to_dict(base_path=job_base(request)) for job in jobs]}, 202,
         {"Retry-After": str(request.app[SETTINGS].server.retry_after_s)},
     )
 
@@ -315,8 +317,9 @@ async def list_jobs(request: web.Request) -> web.Response:
         process=query.get("process") or None, state=query.get("state") or None, limit=limit,
         after=query.get("after") or None, owner=owner_of(request),
     )
-    with_input = _with_input(request)
-    return json_response({"jobs": [j.to_dict(with_input=with_input) for j in jobs],
+    with_input, base = _with_input(request), job_base(request)
+    return json_response({"jobs": [j.to_dict(base_path=base, with_input=with_input)
+                                   for j in jobs],
                           "next": cursor})
 
 
@@ -366,6 +369,7 @@ async def openapi(request: web.Request) -> web.Response:
         max_return_timeout_s=request.app[SETTINGS].server.max_return_timeout_s,
         processes=[p.name for p in request.app[ENGINE].registry],
     )
+    document["servers"] = [{"url": prefix(request) or "/"}]
     return json_response(document)
 
 
@@ -382,5 +386,5 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post(BASE + "{job_id}/pause", pause_job)
     app.router.add_post(BASE + "{job_id}/resume", resume_job)
     app.router.add_get("/processes", list_processes)
-    app.router.add_get("/health", health)
+    app.router.add_get(HEALTH_PATH, health, name=HEALTH_ROUTE)
     app.router.add_get("/openapi.json", openapi)

@@ -14,6 +14,7 @@ from aiohttp import web
 
 from .auth import Principal, TokenTable
 from .errors import Forbidden, Overloaded, Unauthorized
+from .mount import prefix
 from .ratelimit import RateLimiter
 
 
@@ -77,7 +78,7 @@ async def auth_middleware(
 ) -> web.StreamResponse:
     """Every path but the public ones needs a known token (unless none is configured)."""
     tokens = request.app[TOKENS]
-    path = request.path
+    path = request.path.removeprefix(prefix(request))  # as if mounted at the root
     if tokens.open or not (path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES)):
         principal = tokens.authenticate(presented_token(request))
         if principal is None:

@@ -94,6 +94,27 @@ def create_app(settings: Settings, registry: Registry | None = None) -> web.Appl
     return app
 
 
+def aioqueue_app(settings: Settings | None = None,
+                 registry: Registry | None = None) -> web.Application:
+    """The whole API as an application to mount in another one.
+
+    ``host.add_subapp("/jobs", aioqueue_app(settings))`` serves it under ``/jobs``; the
+    store opens and the engine starts when the host starts, and the engine drains and the
+    store closes when the host stops. The host's server serves it, so its own limits apply:
+    give the host a ``client_max_size`` of at least ``server.max_body_bytes``.
+    """
+    settings = Settings() if settings is None else settings
+    app = create_app(settings, registry)
+    if app[TOKENS].open:
+
+        async def warn_open(app: web.Application) -> None:
+            log.warning("aioqueue mounted with no tokens configured: anyone who reaches "
+                        "the host application can use it")
+
+        app.on_startup.append(warn_open)
+    return app
+
+
 async def serve(settings: Settings) -> None:
     """Run until SIGTERM or SIGINT, then drain: refuse new jobs, finish or re-queue the rest.
 

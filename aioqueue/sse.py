@@ -20,6 +20,7 @@ from .api import ENGINE, SETTINGS, _job_id, owner_of
 from .errors import JobNotFound
 from .hub import Change, Hub, Subscription
 from .models import Job
+from .mount import job_base
 
 HUB = web.AppKey("hub", Hub)
 
@@ -30,8 +31,8 @@ _HEADERS = {
 }
 
 
-def _event(event_id: str, job: Job, name: str = "job") -> bytes:
-    data = orjson.dumps(job.to_dict())
+def _event(event_id: str, job: Job, base: str, name: str = "job") -> bytes:
+    data = orjson.dumps(job.to_dict(base_path=base))
     return b"id: %s\nevent: %s\ndata: %s\n\n" % (event_id.encode(), name.encode(), data)
 
 
@@ -65,6 +66,7 @@ async def _follow(
     """Write the subscription's changes until the job ends, the server stops or the reader goes."""
     hub = request.app[HUB]
     keepalive_s = request.app[SETTINGS].events.keepalive_s
+    base = job_base(request)
     with contextlib.suppress(ConnectionResetError):
         while True:
             try:
@@ -78,7 +80,7 @@ async def _follow(
                 return
             if change.seq <= skip_to:
                 continue
-            await resp.write(_event(_change_id(hub, change), change.job))
+            await resp.write(_event(_change_id(hub, change), change.job, base))
             if until_end and change.job.terminal:
                 return
 
@@ -99,12 +101,12 @@ async def job_events(request: web.Request) -> web.StreamResponse:
         resp = await _open(request)
         if job.terminal:
             with contextlib.suppress(ConnectionResetError):
-                await resp.write(_event("end", job))
+                await resp.write(_event("end", job, job_base(request)))
             return resp
         current = hub.last_seq(job_id)
         if seen is None or seen < current:
             with contextlib.suppress(ConnectionResetError):
-                await resp.write(_event(f"{hub.boot}.{current}", job))
+                await resp.write(_event(f"{hub.boot}.{current}", job, job_base(request)))
         await _follow(request, resp, sub, skip_to=seen or 0, until_end=True)
         return resp
 
