@@ -18,6 +18,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from .api_auth import admit, creator_of, owner_of, principal_of
+from .api_browser import MisdirectedRequest
 from .config import Settings
 from .engine import Engine
 from .errors import (
@@ -49,12 +50,11 @@ _STATUS: dict[type[AioqueueError], int] = {
     JobNotFound: 404,
     InvalidTransition: 409,
     DuplicateJob: 409,
+    MisdirectedRequest: 421,
     IdempotencyConflict: 422,
     Overloaded: 429,
     Unavailable: 503,
 }
-
-_JSON_TYPES = ("application/json",)
 
 #: the status a request is counted under when its client hung up before the answer
 #: (nginx's convention); it is never sent
@@ -214,11 +214,9 @@ def _job_id(request: web.Request) -> str:
 
 
 async def _read_input(request: web.Request) -> tuple[Any, bytes]:
-    raw = await request.read()
+    raw = await request.read()  # BrowserGuard has checked that it is declared JSON
     if not raw:
         return None, b"null"
-    if request.content_type not in _JSON_TYPES and not request.content_type.endswith("+json"):
-        raise web.HTTPUnsupportedMediaType()
     return parse_json(raw, request.app[SETTINGS].server.max_json_depth), raw
 
 

@@ -12,6 +12,7 @@ from aiohttp import web
 from . import sse, ui
 from .api import ENGINE, REPEATS, SETTINGS, add_routes, error_middleware
 from .api_auth import LIMITER, TOKENS, auth_middleware
+from .api_browser import BrowserGuard
 from .auth import TokenTable, check_listen
 from .config import Settings
 from .engine import USER_REGISTRY, Engine, Registry, import_modules
@@ -47,12 +48,14 @@ def create_app(settings: Settings, registry: Registry | None = None) -> web.Appl
     if registry is None:
         registry = build_registry(settings)
     metrics = Metrics()
+    guard = BrowserGuard(settings.server)
     app = web.Application(
-        middlewares=[metrics.middleware(), error_middleware, auth_middleware],
+        middlewares=[metrics.middleware(), error_middleware, guard.middleware, auth_middleware],
         client_max_size=settings.server.max_body_bytes,
     )
     app[SETTINGS] = settings
     app[REPEATS] = RepeatLog(settings.server.repeat_log_interval_s)
+    app.on_response_prepare.append(guard.on_response_prepare)
     hub = Hub(settings.events.max_pending)
     app[sse.HUB] = hub
     app[METRICS] = metrics

@@ -50,6 +50,10 @@ class ServerSettings(Checked):
     #: errors that can repeat thousands of times a second (accept failures, shed connections,
     #: malformed requests, timeouts) are logged at most once per this many seconds, counted
     repeat_log_interval_s: float = above(0, 60.0)
+    #: Host names besides this server's own addresses that requests may name ("*": any)
+    allowed_hosts: list[str] = field(default_factory=list)
+    #: origins (scheme://host[:port]) whose pages may change state and get CORS answers
+    cors_origins: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

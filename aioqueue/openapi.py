@@ -140,18 +140,28 @@ _HEADERS = {
 _ERRORS = {
     400: "Bad JSON, a bad parameter, or input that fails the process's schema.",
     401: "No token, or an unknown one (only when tokens are configured).",
-    403: "The token may not run this process.",
+    403: "The token may not run this process, or a cross-site page tried to change state.",
     404: "No such job (or another client's), process or route.",
     405: "The route does not take this method.",
     409: "The job's state does not allow this change.",
     413: "The body is over the configured limit.",
-    415: "The body is not JSON.",
+    415: "The request does not say Content-Type: application/json (every POST must, "
+         "even with an empty body).",
+    421: "The Host header names no address of this server (see [server] allowed_hosts).",
     422: "The Idempotency-Key was used before with another body.",
     429: "The client's rate or the backlog limit is exceeded; see Retry-After.",
     503: "Shutting down or storage unavailable; see Retry-After.",
 }
 
 _RETRY_STATUSES = (429, 503)
+
+#: the body of cancel, pause and resume: ignored, but the request must be declared JSON
+_EMPTY_JSON_BODY = {
+    "description": "Ignored; send none. The request must still say "
+                   "Content-Type: application/json, which a cross-site form cannot.",
+    "required": False,
+    "content": {"application/json": {"schema": {}}},
+}
 
 
 def _error(status: int) -> dict[str, Any]:
@@ -177,7 +187,7 @@ def _json(schema_name: str, description: str, headers: list[str] | None = None) 
 
 def _responses(ok: dict[int, dict[str, Any]], errors: tuple[int, ...]) -> dict[str, Any]:
     answers: dict[str, Any] = {str(status): body for status, body in ok.items()}
-    for status in (*errors, 401, 405):
+    for status in (*errors, 401, 405, 421):
         answers.setdefault(str(status), {"$ref": f"#/components/responses/E{status}"})
     return answers
 
@@ -338,7 +348,8 @@ def build_openapi(*, max_return_timeout_s: float = 120.0,
         ("resume", "Resume a paused job"),
     ):
         paths[f"/async-process/{{job_id}}/{action}"] = {"post": _job_op(
-            f"{action}Job", summary, {200: job}, (404, 409))}
+            f"{action}Job", summary, {200: job}, (403, 404, 409, 415),
+            requestBody=_EMPTY_JSON_BODY)}
     return {
         "openapi": "3.1.0",
         "info": {

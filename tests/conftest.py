@@ -54,6 +54,10 @@ def db_location(backend: str, tmp_path: Path, request: pytest.FixtureRequest) ->
     return str(tmp_path / "jobs.db")
 
 
+#: what the test clients send with every request
+JSON_HEADERS = {"Content-Type": "application/json"}
+
+
 @pytest.fixture
 def settings(db_location: str) -> Settings:
     """Defaults with a fresh database of the chosen backend."""
@@ -73,7 +77,8 @@ def make_client(aiohttp_client, settings):
             current = dataclasses.replace(
                 current, **{name: dataclasses.replace(getattr(current, name), **values)}
             )
-        return await aiohttp_client(create_app(current, registry))
+        # as every API client does: a POST says JSON even when its body is empty
+        return await aiohttp_client(create_app(current, registry), headers=JSON_HEADERS)
 
     return make
 

@@ -199,6 +199,8 @@ class AsyncClient:
                        data: bytes | None = None, headers: dict[str, str] | None = None,
                        wait_s: float = 0) -> Any:
         session = self._open()
+        if method == "POST":  # the server refuses a POST of any other type, empty or not
+            headers = {"Content-Type": "application/json", **(headers or {})}
         timeout = aiohttp.ClientTimeout(total=self.timeout_s + wait_s)
         try:
             async with session.request(method, self.url + path, params=params, data=data,

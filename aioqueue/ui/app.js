@@ -24,7 +24,8 @@ function headers(extra) {
 }
 
 async function api(method, path, body) {
-  const init = { method, headers: headers(body === undefined ? {} : { "Content-Type": "application/json" }) };
+  // every POST says JSON, empty or not: the server refuses others (a cross-site form cannot send it)
+  const init = { method, headers: headers(method === "POST" ? { "Content-Type": "application/json" } : {}) };
   if (body !== undefined) init.body = body;
   const resp = await fetch(BASE + path, init);
   let data = null;

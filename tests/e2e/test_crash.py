@@ -39,7 +39,8 @@ async def test_kill_9_under_load_then_restart_keeps_every_acknowledged_job(tmp_p
             query, body = _request(n)
             n += 32
             try:
-                async with http.post(f"{server.url}/async-process/?{query}", json=body) as resp:
+                async with http.post(f"{server.url}/async-process/?{query}", json=body,
+                                     headers={"Content-Type": "application/json"}) as resp:
                     if resp.status not in (200, 202):
                         raise AssertionError(f"{resp.status}: {await resp.text()}")
                     job = await resp.json()
