@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import aiohttp
 import pytest
 
 from aioqueue.engine import Registry
@@ -171,9 +172,12 @@ async def test_body_over_the_limit_is_413(make_client):
 
 @pytest.mark.parametrize("headers", [{}, {"Content-Type": "text/plain"}])
 async def test_a_body_not_sent_as_json_is_415_saying_json_is_expected(client, headers):
-    resp = await client.post("/async-process/?process=echo", data=b'{"a": 1}', headers=headers)
-    assert resp.status == 415
-    assert "application/json" in (await resp.json())["error"]["message"]
+    # a session of its own: the test client declares JSON on every request
+    async with aiohttp.ClientSession() as plain:
+        async with plain.post(client.make_url("/async-process/?process=echo"),
+                              data=b'{"a": 1}', headers=headers) as resp:
+            assert resp.status == 415
+            assert "application/json" in (await resp.json())["error"]["message"]
 
 
 async def test_schema_errors_list_each_violation(client):
