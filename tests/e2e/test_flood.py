@@ -76,12 +76,12 @@ async def test_a_flood_of_half_open_connections_leaves_room_for_other_clients(tm
     token, digest = new_token()
     config = tmp_path / "config.toml"
     config.write_text(config_lines("ci", digest, ["echo"], False))
-    headers_only = b"GET /async-process/ HTTP/1.1\r\nHost: x\r\nX-TOK"
-    body_short = (b"POST /async-process/?process=echo HTTP/1.1\r\nHost: x\r\nX-TOKEN: "
+    headers_only = b"GET /async-process/ HTTP/1.1\r\nHost: 127.0.0.1\r\nX-TOK"
+    body_short = (b"POST /async-process/?process=echo HTTP/1.1\r\nHost: 127.0.0.1\r\nX-TOKEN: "
                   + token.encode() + b"\r\nContent-Type: application/json\r\n"
                   b'Content-Length: 1000\r\n\r\n{"a": ')
-    health = b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    jobs = (b"GET /async-process/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-TOKEN: "
+    health = b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    jobs = (b"GET /async-process/ HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nX-TOKEN: "
             + token.encode() + b"\r\n\r\n")
 
     server = await ServerProcess.start(tmp_path / "jobs.db", "--config", str(config),
@@ -125,7 +125,7 @@ async def test_accept_errors_at_the_file_limit_are_logged_once_per_interval(tmp_
         async with asyncio.timeout(60):
             # all at once, so that one pass of asyncio's accept loop takes more than fit
             pairs = await asyncio.gather(*(
-                _half_open(server.url, b"GET /health HTTP/1.1\r\nHost: x\r\nX-")
+                _half_open(server.url, b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-")
                 for _ in range(attempts)))
             held += [pair for pair in pairs if pair is not None]
             deadline = time.monotonic() + 10
@@ -136,8 +136,8 @@ async def test_accept_errors_at_the_file_limit_are_logged_once_per_interval(tmp_
             window_end = time.monotonic() + 3
             while time.monotonic() < window_end:
                 await asyncio.sleep(0.1)
-            answered = await _answer_time_s(server.url, b"GET /health HTTP/1.1\r\nHost: x\r\n"
-                                            b"Connection: close\r\n\r\n")
+            answered = await _answer_time_s(server.url, b"GET /health HTTP/1.1\r\n"
+                                            b"Host: 127.0.0.1\r\nConnection: close\r\n\r\n")
         print(f"\n{attempts} connections under ulimit -n 64: the next client was answered in "
               f"{answered * 1000:.0f} ms")
         await server.terminate()

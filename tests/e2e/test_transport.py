@@ -16,16 +16,17 @@ from tests.helpers.rawhttp import close, closed_by_peer, connect, read_answer
 pytestmark = pytest.mark.e2e
 
 SECRET = b"s3cr3t-t0ken-value"
-SUBMIT = (b"POST /async-process/?process=echo HTTP/1.1\r\nHost: x\r\n"
+SUBMIT = (b"POST /async-process/?process=echo HTTP/1.1\r\nHost: 127.0.0.1\r\n"
           b"Content-Type: application/json\r\n")
 
 #: name, the bytes sent in turn (a pause between them), the status expected
 MALFORMED = [
-    ("header line over 8190 bytes", [b"GET /health HTTP/1.1\r\nHost: x\r\nX-TOKEN: " + SECRET
+    ("header line over 8190 bytes", [b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                                     b"X-TOKEN: " + SECRET
                                      + b"a" * 9000 + b"\r\n\r\n"], 400),
     ("URL over 8190 bytes", [b"GET /health?t=" + SECRET + b"a" * 9000
-                             + b" HTTP/1.1\r\nHost: x\r\n\r\n"], 400),
-    ("header name with a space", [b"GET /health HTTP/1.1\r\nHost: x\r\nBad Name: " + SECRET
+                             + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"], 400),
+    ("header name with a space", [b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nBad Name: " + SECRET
                                   + b"\r\n\r\n"], 400),
     ("bad chunk size", [SUBMIT + b"Transfer-Encoding: chunked\r\n\r\nzz" + SECRET
                         + b"\r\n0\r\n\r\n"], 400),
@@ -98,7 +99,7 @@ async def test_expect_continue_with_a_body_over_the_limit_gets_413_not_continue(
 async def _requests_counted(server: ServerProcess, status: str) -> float:
     reader, writer = await connect(server.url)
     try:
-        writer.write(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        writer.write(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         text = (await read_answer(reader)).body.decode()
     finally:
         await close(writer)
@@ -136,7 +137,7 @@ async def test_headers_that_never_end_get_408_and_a_silent_connection_is_closed(
         silent = await connect(server.url)
         partial = await connect(server.url)
         started = time.monotonic()
-        partial[1].write(b"GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        partial[1].write(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
         answer = await read_answer(partial[0], timeout_s=5)
         assert answer.status == 408
         assert answer.error()["code"] == "request_timeout"
@@ -148,7 +149,7 @@ async def test_headers_that_never_end_get_408_and_a_silent_connection_is_closed(
 
         reader, writer = await connect(server.url)  # keep-alive: each request has its clock
         for _ in range(2):
-            writer.write(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+            writer.write(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
             assert (await read_answer(reader)).status == 200
         writer.write(b"GET /health HTTP/1.1\r\n")
         assert (await read_answer(reader)).status == 408
