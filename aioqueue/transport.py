@@ -149,7 +149,10 @@ class GuardedHandler(web.RequestHandler):
     def __init__(self, manager: web.Server, guard: Guard, **kwargs: Any) -> None:
         super().__init__(manager, **kwargs)
         self._guard = guard
+        self._event_loop: asyncio.AbstractEventLoop = kwargs["loop"]
         self._timer: asyncio.TimerHandle | None = None
+        self._deadline = 0.0
+        self._expire: Callable[[], None] | None = None  # what to do at the deadline
         self._in_flight = 0  # requests parsed and not yet answered
         self._body: StreamReader | None = None  # the body still arriving, if any
         self._header_bytes = False  # whether the next request has started to arrive
@@ -169,24 +172,44 @@ class GuardedHandler(web.RequestHandler):
             self.transport.write(raw)
         self.force_close()
 
-    def _arm(self, delay_s: float, callback: Callable[[], None]) -> None:
-        self._disarm()
-        self._timer = asyncio.get_running_loop().call_later(delay_s, callback)
-
-    def _disarm(self) -> None:
-        if self._timer is not None:
+    def _start_clock(self, delay_s: float, expire: Callable[[], None]) -> None:
+        """Call ``expire`` in ``delay_s`` unless the clock is stopped first. The timer is
+        moved only when it would ring late, so most requests cost no timer of their own."""
+        loop = self._event_loop
+        self._deadline = loop.time() + delay_s
+        self._expire = expire
+        if self._timer is not None and self._timer.when() > self._deadline:
             self._timer.cancel()
             self._timer = None
+        if self._timer is None:
+            self._timer = loop.call_at(self._deadline, self._ring)
+
+    def _stop_clock(self) -> None:
+        self._expire = None  # the timer may still ring; it then finds nothing to do
+
+    def _ring(self) -> None:
+        self._timer = None
+        expire = self._expire
+        if expire is None:
+            return
+        if self._event_loop.time() < self._deadline:  # the clock was restarted since
+            self._timer = self._event_loop.call_at(self._deadline, self._ring)
+            return
+        self._expire = None
+        expire()
 
     # ------------------------------------------------------------ aiohttp's protocol
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
-        self._arm(self._guard.settings.header_timeout_s, self._headers_late)
+        self._start_clock(self._guard.settings.header_timeout_s, self._headers_late)
         self._guard.opened(self)
 
     def connection_lost(self, exc: BaseException | None) -> None:
-        self._disarm()
+        self._expire = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         self._guard.closed(self)
         super().connection_lost(exc)
 
@@ -197,9 +220,9 @@ class GuardedHandler(web.RequestHandler):
     def data_received(self, data: bytes) -> None:
         if data and self._body is None:
             self._header_bytes = True
-            if self._in_flight == 0 and self._timer is None:
+            if self._in_flight == 0 and self._expire is None:
                 # the next request on a keep-alive connection starts: its header clock too
-                self._arm(self._guard.settings.header_timeout_s, self._headers_late)
+                self._start_clock(self._guard.settings.header_timeout_s, self._headers_late)
         before = self._request_count
         super().data_received(data)
         parsed = self._request_count - before
@@ -207,14 +230,15 @@ class GuardedHandler(web.RequestHandler):
             self._headers_in(parsed)
         elif self._body is not None and self._body.is_eof():
             self._body = None
-            self._disarm()
+            self._stop_clock()
 
     def _headers_in(self, parsed: int) -> None:
         """``parsed`` requests' headers arrived: stop the header clock, start the body's."""
         self._in_flight += parsed
         self._header_bytes = False
-        self._disarm()
-        newest = list(self._messages)[-parsed:]
+        self._stop_clock()
+        messages = self._messages
+        newest = [messages[i] for i in range(len(messages) - parsed, len(messages))]
         for message, _ in newest:
             if not isinstance(message, RawRequestMessage) and self._body is not None:
                 # malformed framing after the headers: fail the read now, not at the timeout
@@ -223,12 +247,11 @@ class GuardedHandler(web.RequestHandler):
         payload = newest[-1][1] if newest else None
         if payload is not None and not payload.is_eof() and payload.exception() is None:
             self._body = payload
-            self._arm(self._guard.settings.body_timeout_s, self._body_late)
+            self._start_clock(self._guard.settings.body_timeout_s, self._body_late)
         else:
             self._body = None
 
     def _headers_late(self) -> None:
-        self._timer = None
         if self._in_flight or self.transport is None:
             return
         if self._header_bytes:
@@ -241,7 +264,6 @@ class GuardedHandler(web.RequestHandler):
             self.force_close()
 
     def _body_late(self) -> None:
-        self._timer = None
         body = self._body
         if body is None or body.is_eof() or self.transport is None:
             return

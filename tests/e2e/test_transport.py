@@ -7,6 +7,7 @@ import asyncio
 import time
 from pathlib import Path
 
+import orjson
 import pytest
 
 from aioqueue.auth import config_lines, new_token
@@ -45,6 +46,13 @@ def _config(tmp_path: Path, text: str) -> str:
     path = tmp_path / "config.toml"
     path.write_text(text)
     return str(path)
+
+
+async def _closed_silently(reader: asyncio.StreamReader) -> bool:
+    try:
+        return await closed_by_peer(reader, 5) == b""
+    except ConnectionResetError:
+        return True
 
 
 def _faults(server: ServerProcess) -> list[str]:
@@ -178,3 +186,45 @@ async def test_a_body_that_stops_short_gets_408_and_the_connection_closes(tmp_pa
     finally:
         await server.kill()
     assert not _faults(server), "".join(_faults(server))
+
+
+async def test_past_the_cap_idle_and_incomplete_connections_go_and_streams_stay(tmp_path):
+    config = _config(tmp_path, "[server]\nmax_connections = 4\n")
+    server = await ServerProcess.start(tmp_path / "jobs.db", "--config", config)
+    opened: list[asyncio.StreamWriter] = []
+
+    async def stream() -> asyncio.StreamReader:
+        reader, writer = await connect(server.url)
+        opened.append(writer)
+        writer.write(b"GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        assert (await read_answer(reader)).status == 200
+        return reader
+
+    try:
+        streams = [await stream(), await stream()]
+        stalled = []
+        for _ in range(20):
+            reader, writer = await connect(server.url)
+            opened.append(writer)
+            writer.write(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Sl")
+            stalled.append(reader)
+        reader, writer = await connect(server.url)
+        opened.append(writer)
+        writer.write(SUBMIT + b"Content-Length: 4\r\n\r\nnull")
+        job_id = orjson.loads((await read_answer(reader)).body)["id"]
+        for events in streams:  # both streams outlived 21 newer connections
+            async with asyncio.timeout(5):
+                while job_id.encode() not in await events.readline():
+                    pass
+        assert all([await _closed_silently(r) for r in stalled[:-2]])
+
+        streams += [await stream(), await stream()]  # four busy connections: the cap
+        reader, writer = await connect(server.url)
+        opened.append(writer)
+        answer = await read_answer(reader)
+        assert answer.status == 503 and answer.headers["retry-after"] == "1"
+        assert answer.error()["code"] == "unavailable"
+    finally:
+        for writer in opened:
+            writer.transport.abort()
+        await server.kill()
