@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import smtplib
 import ssl
 import time
@@ -27,6 +26,7 @@ import orjson
 from .callbacks import check_callback_url, sign
 from .config import NotifySettings
 from .engine.observer import JobObserver
+from .engine.retry import RetryPolicy
 from .errors import ConfigError, InvalidRequest
 from .models import Job, Notice, now_ms
 from .store import JobStore
@@ -46,6 +46,7 @@ class Notifier(JobObserver):
             raise ConfigError("notify.webhook_secret must be set when notify.allowed_hosts is")
         self.store = store
         self.settings = settings
+        self.retry = RetryPolicy(settings.retry_base_s, settings.retry_max_s)
         #: deliveries that succeeded since start (tests and metrics read it)
         self.delivered = 0
         self._wake = asyncio.Event()
@@ -110,13 +111,12 @@ class Notifier(JobObserver):
         except Exception as exc:  # any failure to deliver is retried, never fatal
             attempts = notice.attempts + 1
             give_up = attempts >= self.settings.max_attempts or isinstance(exc, InvalidRequest)
-            delay = min(self.settings.retry_max_s, self.settings.retry_base_s * 2 ** (attempts - 1))
             reason = f"{type(exc).__name__}: {exc}"
             log.warning("notice %d (%s for job %s) failed, attempt %d: %s%s", notice.seq,
                         notice.kind, job.id, attempts, reason, "; giving up" if give_up else "",
                         extra={"job_id": job.id})
             await self.store.notice_retry(
-                notice.seq, due_at_ms=now_ms() + round(delay * random.uniform(0.5, 1.5) * 1000),
+                notice.seq, due_at_ms=now_ms() + self.retry.delay_ms(attempts),
                 error=reason, give_up=give_up)
             return
         await self.store.notice_delivered(notice.seq)

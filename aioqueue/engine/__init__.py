@@ -5,8 +5,9 @@ from .context import JobCancelled, JobContext, ProcessFailed
 from .engine import Engine
 from .observer import JobObserver
 from .registry import USER_REGISTRY, Process, Registry, import_modules, process
+from .retry import RetryPolicy
 
 __all__ = [
-    "BatchContext", "Engine", "JobCancelled", "JobObserver", "JobContext", "Process", "ProcessFailed",
-    "Registry", "USER_REGISTRY", "import_modules", "process",
+    "BatchContext", "Engine", "JobCancelled", "JobObserver", "JobContext", "Process",
+    "ProcessFailed", "Registry", "RetryPolicy", "USER_REGISTRY", "import_modules", "process",
 ]

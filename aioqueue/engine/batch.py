@@ -16,19 +16,21 @@ ends as asked and the others are re-queued with their attempt given back.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import orjson
 
 from ..errors import InvalidRequest
 from ..models import ErrorCode, Job, JobState, new_job_id, now_ms
+from ..store import JobStore
+from .arrivals import Arrivals
 from .context import _DONE, JobCancelled, JobContext, _Done
-from .outcome import GIVE_BACK, Outcome, Running, failed, raised, record, succeeded
+from .observer import Observers
+from .outcome import GIVE_BACK, Outcome, Recorder, failed, raised, succeeded
+from .pool import WorkerPool
 from .registry import Process
-
-if TYPE_CHECKING:
-    from .engine import Engine
+from .running import Running
 
 
 def dump_input(data: Any) -> bytes:
@@ -62,32 +64,6 @@ def bulk_jobs(
     return jobs
 
 
-class Arrivals:
-    """Counts jobs queued (and drains begun), so a batch collector misses none of them.
-
-    A collector notes ``count`` before it claims; if anything arrived meanwhile, ``wait``
-    returns at once instead of sleeping through an arrival it did not see.
-    """
-
-    def __init__(self) -> None:
-        self.count = 0
-        self._event = asyncio.Event()
-
-    def notify(self) -> None:
-        self.count += 1
-        self._event.set()
-        self._event = asyncio.Event()
-
-    async def wait(self, seen: int, timeout_s: float) -> None:
-        """Return at the first arrival after ``seen``, or after ``timeout_s``."""
-        if self.count != seen:
-            return
-        try:
-            await asyncio.wait_for(self._event.wait(), timeout_s)
-        except TimeoutError:
-            pass
-
-
 class BatchContext:
     """What a batch handler gets: one ``JobContext`` per input, in the same order."""
 
@@ -115,38 +91,51 @@ class BatchContext:
         return len(self.contexts)
 
 
-async def run_batch(engine: Engine, first: Job, proc: Process) -> None:
-    """Collect a batch that starts with ``first``, run it, record each job's end."""
-    runs = [engine._begin(first)]
-    try:
-        await _collect(engine, runs, proc)
-        if engine.accepting:
-            outcomes = await _execute(engine, runs, proc)
-        else:  # a drain began while the batch was collected: give every job back
-            outcomes = [GIVE_BACK for _ in runs]
-        for run, outcome in zip(runs, outcomes):
-            await record(engine, run, outcome)
-    finally:
-        for run in runs:
-            engine._finish_run(run)
+class BatchRunner:
+    """Runs the batches of batch processes on the pool's workers."""
+
+    def __init__(self, store: JobStore, pool: WorkerPool, arrivals: Arrivals,
+                 observers: Observers, recorder: Recorder,
+                 accepting: Callable[[], bool]) -> None:
+        self.store = store
+        self.pool = pool
+        self.arrivals = arrivals
+        self.observers = observers
+        self.recorder = recorder
+        self.accepting = accepting
+
+    async def run(self, first: Job, proc: Process) -> None:
+        """Collect a batch that starts with ``first``, run it, record each job's end."""
+        runs = [self.pool.begin(first)]
+        try:
+            await self._collect(runs, proc)
+            if self.accepting():
+                outcomes = await _execute(runs, proc)
+            else:  # a drain began while the batch was collected: give every job back
+                outcomes = [GIVE_BACK for _ in runs]
+            for run, outcome in zip(runs, outcomes):
+                await self.recorder.record(run, outcome)
+        finally:
+            for run in runs:
+                self.pool.end(run)
+
+    async def _collect(self, runs: list[Running], proc: Process) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + proc.batch_wait_s
+        while len(runs) < proc.batch_size and self.accepting():
+            seen = self.arrivals.count
+            more = await self.store.claim_process(proc.name, proc.batch_size - len(runs),
+                                                  now_ms())
+            for job in more:
+                runs.append(self.pool.begin(job))
+                self.observers.changed(job)
+            remaining = deadline - loop.time()
+            if len(runs) >= proc.batch_size or remaining <= 0:
+                break
+            await self.arrivals.wait(seen, remaining)
 
 
-async def _collect(engine: Engine, runs: list[Running], proc: Process) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + proc.batch_wait_s
-    while len(runs) < proc.batch_size and engine.accepting:
-        seen = engine._arrivals.count
-        more = await engine.store.claim_process(proc.name, proc.batch_size - len(runs), now_ms())
-        for job in more:
-            runs.append(engine._begin(job))
-            engine._changed(job)
-        remaining = deadline - loop.time()
-        if len(runs) >= proc.batch_size or remaining <= 0:
-            break
-        await engine._arrivals.wait(seen, remaining)
-
-
-async def _execute(engine: Engine, runs: list[Running], proc: Process) -> list[Outcome]:
+async def _execute(runs: list[Running], proc: Process) -> list[Outcome]:
     ctx = BatchContext([run.ctx for run in runs])
     inputs = [orjson.loads(run.job.input) for run in runs]
     call = (

@@ -13,17 +13,16 @@ import base64
 import binascii
 import hashlib
 from collections.abc import Callable, Collection
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 
 from ..errors import IdempotencyConflict, InvalidRequest, InvalidTransition, JobNotFound
 from ..models import TERMINAL, ErrorCode, Job, JobState, error_json, now_ms, sources
-
-if TYPE_CHECKING:
-    from ..store import JobStore
-    from .running import Running
-    from .waiters import Waiters
+from ..store import JobStore
+from .observer import Observers
+from .pool import WorkerPool
+from .waiters import Waiters
 
 #: the largest page a listing returns
 MAX_PAGE = 1000
@@ -34,18 +33,15 @@ _TRIES = range(3)
 
 
 class JobControl:
-    """Mixed into ``Engine``: the client's side of a job's life."""
+    """The client's side of a job's life, after its submission."""
 
-    store: JobStore
-    _running: dict[str, Running]
-
-    _waiters: Waiters
-
-    # provided by Engine: tell listeners of a change, wake a job's waiters, wake the
-    # dispatcher
-    _changed: Callable[[Job], None]
-    _ended: Callable[[Job], None]
-    _note_queued: Callable[[int], None]
+    def __init__(self, store: JobStore, pool: WorkerPool, waiters: Waiters,
+                 observers: Observers, note_queued: Callable[[int], None]) -> None:
+        self.store = store
+        self.pool = pool
+        self.waiters = waiters
+        self.observers = observers
+        self.note_queued = note_queued
 
     async def get(self, job_id: str, *, owner: str | None = None) -> Job | None:
         """The job as committed, or None; with ``owner``, only if that client owns it."""
@@ -53,15 +49,15 @@ class JobControl:
 
     async def wait(self, job_id: str, timeout_s: float, *, owner: str | None = None) -> Job | None:
         """The job once terminal, or as it stands after ``timeout_s``; None if there is none."""
-        waiter = self._waiters.add(job_id)
+        waiter = self.waiters.add(job_id)
         try:
             job = await self.store.get(job_id, owner=owner)
             if job is None or job.terminal or timeout_s <= 0:
                 return job
-            ended = await self._waiters.wait(waiter, timeout_s)
+            ended = await self.waiters.wait(waiter, timeout_s)
             return ended if ended is not None else await self.store.get(job_id, owner=owner)
         finally:
-            self._waiters.drop(job_id, waiter)
+            self.waiters.drop(job_id, waiter)
 
     async def cancel(self, job_id: str, *, owner: str | None = None) -> Job:
         """End a queued, paused or running job as ``failure``/``cancelled`` at once.
@@ -75,10 +71,10 @@ class JobControl:
             if job is not None:
                 break
             await self._refuse(job_id, owner, "cancel", sources(JobState.FAILURE), tries)
-        run = self._running.get(job_id)
+        run = self.pool.running.get(job_id)
         if run is not None:
             run.stop("cancel")
-        self._ended(job)
+        self.observers.ended(job)
         return job
 
     async def pause(self, job_id: str, *, owner: str | None = None) -> Job:
@@ -88,20 +84,20 @@ class JobControl:
             if job is not None:
                 break
             await self._refuse(job_id, owner, "pause", sources(JobState.PAUSED), tries)
-        run = self._running.get(job_id)
+        run = self.pool.running.get(job_id)
         if run is not None:
             run.pause()
-        self._changed(job)
+        self.observers.changed(job)
         return job
 
     async def resume(self, job_id: str, *, owner: str | None = None) -> Job:
         """Let a paused job go on: its waiting handler continues, or it is queued again."""
         for tries in _TRIES:
-            run = self._running.get(job_id)
+            run = self.pool.running.get(job_id)
             while run is not None and run.ending:
                 # its outcome is being written: resume what that leaves (paused or terminal)
                 await run.done.wait()
-                run = self._running.get(job_id)
+                run = self.pool.running.get(job_id)
             live = run is not None and run.stop_reason is None
             # no await between the look-up above and this write being queued
             job = await self.store.resume(job_id, running=live, owner=owner)
@@ -111,8 +107,8 @@ class JobControl:
         if live and run is not None:
             run.resume()
         else:
-            self._note_queued(job.scheduled_at_ms)
-        self._changed(job)
+            self.note_queued(job.scheduled_at_ms)
+        self.observers.changed(job)
         return job
 
     async def delete(self, job_id: str, *, owner: str | None = None) -> None:
@@ -122,7 +118,7 @@ class JobControl:
                 return
             await self._refuse(job_id, owner, "delete", TERMINAL, tries)
 
-    async def _replayed(self, key: str, owner: str | None, request_hash: str | None,
+    async def replayed(self, key: str, owner: str | None, request_hash: str | None,
                         wait_s: float) -> Job | None:
         """The job this owner submitted with ``key`` (waited for like a new one), None if
         there is none; ``IdempotencyConflict`` if it was submitted for another request."""

@@ -2,60 +2,96 @@
 
 It never polls: it sleeps until the earliest ``scheduled_at`` it knows of, and is woken
 early when a job is queued with an earlier one, or when a worker or a process's
-concurrency slot comes free.
+concurrency slot comes free. A process at its concurrency limit is left out of the claim
+(the store counts nothing: the pool knows how many of its jobs run).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections import Counter
-from collections.abc import Callable
 
 from ..errors import Unavailable
-from ..models import Job, now_ms
-from ..store import JobStore
-from .batch import Arrivals
+from ..models import now_ms
+from ..store import JobStore, StoreListener
+from .arrivals import Arrivals
+from .observer import Observers
+from .pool import WorkerPool
 from .registry import Registry
 
 log = logging.getLogger(__name__)
 
 
-class Dispatching:
-    """Mixed into ``Engine``: the dispatcher's side of the queue."""
+class Dispatcher(StoreListener):
+    """Fills the pool's free slots from the queue, in priority then time order."""
 
-    store: JobStore
-    registry: Registry
-    accepting: bool
-    _free: int
-    _wake: asyncio.Event
-    #: when the earliest queued job is due (None: nothing queued)
-    _next_due_ms: int | None
-    #: the earliest job queued since the running claim began
-    _noted_ms: int | None
-    _busy: Counter[str]
-    _full: set[str]
-    _arrivals: Arrivals
+    def __init__(self, store: JobStore, registry: Registry, pool: WorkerPool,
+                 observers: Observers, arrivals: Arrivals) -> None:
+        self.store = store
+        self.registry = registry
+        self.pool = pool
+        self.observers = observers
+        self.arrivals = arrivals
+        #: when the earliest queued job is due (None: nothing queued)
+        self.next_due_ms: int | None = None
+        self._noted_ms: int | None = None  # the earliest job queued since the claim began
+        self._full: set[str] = set()  # processes the last claim left out, at their limit
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task | None = None
+        pool.listener = self
 
-    # provided by Engine: hand a claimed job to a worker, tell listeners of a change
-    _launch: Callable[[Job], None]
-    _changed: Callable[[Job], None]
+    async def start(self) -> None:
+        """Learn when the first queued job is due, then start claiming."""
+        self.next_due_ms = await self.store.next_due_ms()
+        self._task = asyncio.create_task(self._loop(), name="aioqueue-dispatcher")
 
-    def _note_queued(self, scheduled_at_ms: int) -> None:
-        """Wake the dispatcher only when this job moves its next deadline earlier."""
+    async def stop(self) -> None:
+        """Claim nothing more; returns once a claim under way is done."""
+        task, self._task = self._task, None
+        self._wake.set()
+        if task is not None:
+            await task
+
+    @property
+    def task(self) -> asyncio.Task | None:
+        return self._task
+
+    def idle_now(self, now: int) -> bool:
+        """Whether nothing queued is due at ``now``: a new job may then skip the queue."""
+        return self.next_due_ms is None or self.next_due_ms > now
+
+    def note_queued(self, scheduled_at_ms: int) -> None:
+        """A job was queued for this time: wake only when that moves the deadline earlier."""
         if self._noted_ms is None or scheduled_at_ms < self._noted_ms:
             self._noted_ms = scheduled_at_ms
-        if self._next_due_ms is None or scheduled_at_ms < self._next_due_ms:
-            self._next_due_ms = scheduled_at_ms
+        if self.next_due_ms is None or scheduled_at_ms < self.next_due_ms:
+            self.next_due_ms = scheduled_at_ms
             self._wake.set()
-        self._arrivals.notify()
+        self.arrivals.notify()
 
-    async def _dispatch(self) -> None:
-        while self.accepting:
+    # ---------------------------------------------------------------- pool and store news
+
+    def slot_freed(self, process: str) -> None:
+        if self.next_due_ms is not None or process in self._full:
+            self._wake.set()
+
+    def process_freed(self, process: str) -> None:
+        if process in self._full:  # below its concurrency limit: its jobs may be due
+            self.note_queued(now_ms())
+
+    def jobs_due(self, scheduled_at_ms: int) -> None:
+        """Another server queued a job (``StoreListener``)."""
+        self.note_queued(scheduled_at_ms)
+
+    # ---------------------------------------------------------------- the loop
+
+    async def _loop(self) -> None:
+        while self._task is not None:
             self._wake.clear()
             # claim only when something may be due: a wake that just moved a future
             # deadline costs no commit
-            if self._free > 0 and self._next_due_ms is not None and self._next_due_ms <= now_ms():
+            if self.pool.free > 0 and self.next_due_ms is not None \
+                    and self.next_due_ms <= now_ms():
                 try:
                     await self._claim()
                 except Unavailable:
@@ -63,8 +99,8 @@ class Dispatching:
                     await asyncio.sleep(1)
                     continue
             timeout = None
-            if self._free > 0 and self._next_due_ms is not None:
-                timeout = max(0.0, (self._next_due_ms - now_ms()) / 1000)
+            if self.pool.free > 0 and self.next_due_ms is not None:
+                timeout = max(0.0, (self.next_due_ms - now_ms()) / 1000)
                 if timeout == 0:
                     continue
             try:
@@ -73,21 +109,21 @@ class Dispatching:
                 pass
 
     async def _claim(self) -> None:
-        wanted = self._free
+        wanted = self.pool.free
         now = now_ms()
         self._noted_ms = None
-        jobs = await self.store.claim(wanted, now, self.registry.caps(self._busy, wanted))
+        jobs = await self.store.claim(wanted, now, self.registry.caps(self.pool.busy, wanted))
         for job in jobs:
-            self._free -= 1
-            self._launch(job)
-            self._changed(job)
-        caps = self.registry.caps(self._busy, wanted)
+            self.pool.reserve()
+            self.pool.launch(job)
+            self.observers.changed(job)
+        caps = self.registry.caps(self.pool.busy, wanted)
         self._full = set() if caps is None else {n for n, cap in caps.items() if cap <= 0}
         if len(jobs) == wanted:
-            self._next_due_ms = now
+            self.next_due_ms = now
             return
         due = await self.store.next_due_ms(
             None if caps is None else [n for n, cap in caps.items() if cap > 0])
         # a job queued while we claimed and read may be missing from what we read
         noted = self._noted_ms
-        self._next_due_ms = due if noted is None else noted if due is None else min(due, noted)
+        self.next_due_ms = due if noted is None else noted if due is None else min(due, noted)

@@ -1,12 +1,17 @@
 """The one hook through which the engine reports jobs to others without knowing them.
 
-Live events, notifications, metrics and the backlog count all listen here; each overrides
-only what it needs.
+Live events, notifications, metrics, the backlog count and waiters all listen here; each
+overrides only what it needs.
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
+
 from ..models import Job
+
+log = logging.getLogger(__name__)
 
 
 class JobObserver:
@@ -20,3 +25,30 @@ class JobObserver:
 
     def job_ended(self, job: Job) -> None:
         """A job reached a terminal state."""
+
+
+class Observers(list[JobObserver]):
+    """The engine's observers, told in order. A failing observer is logged and never stops
+    the engine or the observers after it."""
+
+    def changed(self, job: Job) -> None:
+        """A stored job changed (claimed, re-queued, paused, resumed, progressed)."""
+        self._each(job, "job_changed", lambda o: o.job_changed(job))
+
+    def submitted(self, job: Job) -> None:
+        """A new job is committed."""
+        self.changed(job)
+        self._each(job, "job_submitted", lambda o: o.job_submitted(job))
+
+    def ended(self, job: Job) -> None:
+        """A job's end is committed."""
+        self.changed(job)
+        self._each(job, "job_ended", lambda o: o.job_ended(job))
+
+    def _each(self, job: Job, event: str, tell: Callable[[JobObserver], None]) -> None:
+        for observer in self:
+            try:
+                tell(observer)
+            except Exception:
+                log.exception("job %s: %s failed in %r", job.id, event, observer,
+                              extra={"job_id": job.id})

@@ -1,26 +1,26 @@
 """What a job's run comes to, and how that is recorded.
 
-Shared by single jobs (``engine``) and batches (``engine.batch``), so that both end, retry
-and give back jobs by the same rules.
+Shared by single jobs (``worker``) and batches (``batch``), so that both end, retry and
+give back jobs by the same rules.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import random
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 
-from ..config import EngineSettings
 from ..models import ErrorCode, JobState, error_json, now_ms
+from ..store import JobStore
 from .context import ProcessFailed
+from .observer import Observers
+from .pool import WorkerPool
+from .retry import RetryPolicy
 from .running import Running
-
-if TYPE_CHECKING:
-    from .engine import Engine
 
 log = logging.getLogger(__name__)
 
@@ -64,41 +64,53 @@ def succeeded(run: Running, result: Any) -> Outcome:
         return failed(run, ErrorCode.EXCEPTION, f"the result is not JSON-serialisable: {exc}")
 
 
-async def record(engine: Engine, run: Running, outcome: Outcome) -> None:
-    """Write the outcome; protected from cancellation so the end is never half-written.
+class Recorder:
+    """Writes each run's outcome to the store and tells who must know."""
 
-    A job a client cancelled has its end written already.
-    """
-    run.ending = True
-    if run.stop_reason == "cancel":
-        return
-    job = run.job
-    if outcome.state is JobState.QUEUED:
+    def __init__(self, store: JobStore, policy: RetryPolicy, pool: WorkerPool,
+                 observers: Observers, note_queued: Callable[[int], None]) -> None:
+        self.store = store
+        self.policy = policy
+        self.pool = pool
+        self.observers = observers
+        self.note_queued = note_queued
+
+    async def record(self, run: Running, outcome: Outcome) -> None:
+        """Write the outcome; protected from cancellation so the end is never half-written.
+
+        A job a client cancelled has its end written already.
+        """
+        run.ending = True
+        if run.stop_reason == "cancel":
+            return
+        if outcome.state is JobState.QUEUED:
+            await self._requeue(run, outcome)
+        else:
+            await self._finish(run, outcome)
+
+    async def _requeue(self, run: Running, outcome: Outcome) -> None:
+        job = run.job
         if outcome.retry:
-            when = now_ms() + round(backoff_s(engine.settings, job.attempts) * 1000)
+            when = now_ms() + self.policy.delay_ms(job.attempts)
         else:
             when = job.scheduled_at_ms
-        await asyncio.shield(engine.store.requeue(
+        await asyncio.shield(self.store.requeue(
             job, scheduled_at_ms=when, give_back_attempt=not outcome.retry))
-        engine._changed(job.evolve(
+        self.observers.changed(job.evolve(
             state=JobState.QUEUED, scheduled_at_ms=when,
             attempts=job.attempts if outcome.retry else job.attempts - 1))
-        engine._note_queued(when)
-        return
-    ended_at = now_ms()
-    ending = asyncio.ensure_future(engine.store.finish(
-        job, outcome.state, result=outcome.result, error=outcome.error,
-        ended_at_ms=ended_at))
-    engine._release_early(job)
-    written = await asyncio.shield(ending)
-    if not written:
-        log.info("job %s: the end was not recorded, a client ended it first", job.id)
-        return
-    engine._ended(job.evolve(state=outcome.state, result=outcome.result,
-                           error=outcome.error, ended_at_ms=ended_at))
+        self.note_queued(when)
 
-
-def backoff_s(settings: EngineSettings, attempts: int) -> float:
-    """The wait before the retry after ``attempts`` runs: exponential, capped, +-50% jitter."""
-    base = min(settings.retry_max_s, settings.retry_base_s * 2 ** (attempts - 1))
-    return base * random.uniform(0.5, 1.5)
+    async def _finish(self, run: Running, outcome: Outcome) -> None:
+        job = run.job
+        ended_at = now_ms()
+        # started before the slot is given back, so the refill claim may share its write
+        ending = asyncio.ensure_future(self.store.finish(
+            job, outcome.state, result=outcome.result, error=outcome.error,
+            ended_at_ms=ended_at))
+        self.pool.release_early(job)
+        if not await asyncio.shield(ending):
+            log.info("job %s: the end was not recorded, a client ended it first", job.id)
+            return
+        self.observers.ended(job.evolve(state=outcome.state, result=outcome.result,
+                                        error=outcome.error, ended_at_ms=ended_at))

@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 
 from ..models import Job
+from .observer import JobObserver
 
 
-class Waiters:
-    """Per job, the futures to resolve with the ended job once its end is committed."""
+class Waiters(JobObserver):
+    """Per job, the futures to resolve with the ended job once its end is committed (an
+    observer of the engine, told of every end)."""
 
     def __init__(self) -> None:
         self._by_job: dict[str, set[asyncio.Future]] = {}
@@ -31,7 +33,7 @@ class Waiters:
         done, _ = await asyncio.wait((future,), timeout=timeout_s)
         return future.result() if done else None
 
-    def ended(self, job: Job) -> None:
+    def job_ended(self, job: Job) -> None:
         for future in self._by_job.get(job.id, ()):
             if not future.done():
                 future.set_result(job)

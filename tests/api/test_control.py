@@ -261,6 +261,6 @@ async def test_engine_keeps_no_state_for_ended_jobs(make_client):
     await until(client, job["id"], lambda j: j["state"] == "failure")
     loop = asyncio.get_running_loop()
     deadline = loop.time() + 5
-    while engine._running or engine._busy:
-        assert loop.time() < deadline, (engine._running, engine._busy)
+    while engine.pool.running or engine.pool.busy:
+        assert loop.time() < deadline, (engine.pool.running, engine.pool.busy)
         await asyncio.sleep(0.005)

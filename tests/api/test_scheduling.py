@@ -8,9 +8,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from aioqueue.api import ENGINE
-from aioqueue.config import EngineSettings
 from aioqueue.engine import Registry
-from aioqueue.engine.outcome import backoff_s
+from aioqueue.engine.retry import RetryPolicy
 from aioqueue.models import now_ms
 from aioqueue.processes import BUILTINS
 
@@ -71,9 +70,9 @@ async def test_between_attempts_the_job_is_queued_with_a_future_scheduled_at(mak
 
 
 def test_backoff_grows_exponentially_with_jitter_and_is_capped(settings):
-    engine_settings = EngineSettings(workers=1, retry_base_s=1.0, retry_max_s=10.0)
+    policy = RetryPolicy(base_s=1.0, max_s=10.0)
     for attempts, base in ((1, 1.0), (2, 2.0), (3, 4.0), (4, 8.0), (5, 10.0), (9, 10.0)):
-        samples = [backoff_s(engine_settings, attempts) for _ in range(50)]
+        samples = [policy.delay_s(attempts) for _ in range(50)]
         assert all(0.5 * base <= s <= 1.5 * base for s in samples), (attempts, samples)
         assert len(set(samples)) > 1  # jittered, so retries of many jobs spread out
 

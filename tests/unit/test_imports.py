@@ -54,13 +54,6 @@ def test_the_engine_never_imports_http_or_prometheus():
 #: database drivers: only a backend under ``aioqueue/store/<backend>/`` may import one
 DRIVERS = {"sqlite3", "aiosqlite", "asyncpg", "psycopg", "psycopg2"}
 
-#: modules still in an import cycle, to be untangled (issue #11 item 6); must only shrink
-TOLERATED_CYCLE = {
-    "aioqueue.engine.batch", "aioqueue.engine.dispatch", "aioqueue.engine.engine",
-    "aioqueue.engine.outcome",
-}
-
-
 def _module_name(path: Path) -> str:
     parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
@@ -138,9 +131,7 @@ def test_only_the_store_and_the_command_line_import_a_backend():
 
 
 def test_there_is_no_import_cycle_not_even_behind_type_checking():
-    cycles = _cycles(_graph())
-    untolerated = [c for c in cycles if not c <= TOLERATED_CYCLE]
-    assert not untolerated, untolerated
+    assert _cycles(_graph()) == []
 
 
 def test_the_cycle_finder_sees_a_cycle_behind_type_checking():

@@ -90,10 +90,11 @@ class Lifecycle(RuleBasedStateMachine):
         engine, store = self.engine, self.store
         if crash:  # the process dies: no drain, whatever ran stays 'running' in the file
             engine.accepting = False
-            runs = list(engine._running.values())
-            for task in engine._tasks:
+            runs = list(engine.pool.running.values())
+            tasks = engine.tasks
+            for task in tasks:
                 task.cancel()
-            await asyncio.gather(*engine._tasks, return_exceptions=True)
+            await asyncio.gather(*tasks, return_exceptions=True)
             for run in runs:  # its handler threads die with it
                 run.ctx._cancel()
         else:

@@ -1,0 +1,75 @@
+"""What a worker does with a job it was given: run its handler, then record the outcome."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+
+from ..models import ErrorCode, Job, JobState, error_json
+from .batch import BatchRunner
+from .context import JobCancelled
+from .outcome import GIVE_BACK, Outcome, Recorder, failed, raised, succeeded
+from .pool import WorkerPool
+from .registry import Registry
+from .running import Running, TimedOut
+
+
+class JobRunner:
+    """Runs one claimed (or handed-off) job to its recorded end; batches go to ``batches``."""
+
+    def __init__(self, registry: Registry, pool: WorkerPool, recorder: Recorder,
+                 batches: BatchRunner, accepting: Callable[[], bool]) -> None:
+        self.registry = registry
+        self.pool = pool
+        self.recorder = recorder
+        self.batches = batches
+        self.accepting = accepting
+
+    async def run(self, job: Job) -> None:
+        proc = self.registry.get(job.process) if job.process in self.registry else None
+        if proc is not None and proc.batch_size > 1 and self.accepting():
+            await self.batches.run(job, proc)
+            return
+        run = self.pool.begin(job)
+        try:
+            if run.stop_reason == "cancel":
+                return  # cancelled while it waited for this worker; its end is written
+            if not self.accepting():
+                run.stop_reason = "drain"
+                outcome = GIVE_BACK
+            else:
+                outcome = await self._execute(run)
+            await self.recorder.record(run, outcome)
+        finally:
+            self.pool.end(run)
+
+    async def _execute(self, run: Running) -> Outcome:
+        job = run.job
+        try:
+            proc = self.registry.get(job.process)
+        except Exception as exc:
+            return Outcome(JobState.FAILURE, error=error_json(ErrorCode.EXCEPTION, str(exc)))
+        data = orjson.loads(job.input)
+        call: Awaitable[Any] = (
+            proc.handler(run.ctx, data) if proc.is_async
+            else asyncio.to_thread(proc.handler, run.ctx, data)
+        )
+        run.task = asyncio.ensure_future(call)
+        try:
+            result = await run.supervise(proc.timeout_s)
+        except TimedOut:
+            return failed(run, ErrorCode.TIMEOUT,
+                          f"the job ran past its timeout of {proc.timeout_s} s")
+        except (asyncio.CancelledError, JobCancelled):
+            if run.stop_reason is None:
+                current = asyncio.current_task()
+                if current is not None and current.cancelling():
+                    raise
+                return failed(run, ErrorCode.EXCEPTION, "the handler was cancelled")
+            return failed(run, ErrorCode.CANCELLED, "cancelled by a client")
+        except Exception as exc:
+            return raised(run, exc)
+        return succeeded(run, result)
