@@ -30,7 +30,6 @@ from .jsonbody import parse_json
 from .models import is_job_id, now_ms
 from .mount import HEALTH_PATH, HEALTH_ROUTE, JOBS_PATH, job_base, prefix
 from .callbacks import check_callback_url, check_email
-from .openapi import build_openapi
 from .repeatlog import RepeatLog
 
 log = logging.getLogger(__name__)
@@ -363,6 +362,8 @@ async def health(request: web.Request) -> web.Response:
 
 async def openapi(request: web.Request) -> web.Response:
     """GET /openapi.json: the OpenAPI 3.1 description of this server."""
+    from .openapi import build_openapi  # built only when asked for
+
     document = build_openapi(
         max_return_timeout_s=request.app[SETTINGS].server.max_return_timeout_s,
         processes=[p.name for p in request.app[ENGINE].registry],

@@ -15,10 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import smtplib
 import ssl
 import time
-from email.message import EmailMessage
 
 import aiohttp
 import orjson
@@ -139,6 +137,9 @@ class Notifier(JobObserver):
 
     def _mail(self, address: str, job: Job) -> None:
         """Send the e-mail (blocking: runs in a thread)."""
+        import smtplib  # the mail modules load with the first e-mail, not at every start
+        from email.message import EmailMessage
+
         smtp = self.settings.smtp
         link = self.settings.public_url.rstrip("/") + job.to_dict()["links"]["self"]
         message = EmailMessage()

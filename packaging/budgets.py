@@ -26,7 +26,7 @@ IDLE_S = 2.0
 STARTS = 3
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
@@ -40,7 +40,7 @@ def _healthy(port: int) -> bool:
         return False
 
 
-def _tree(pid: int) -> list[int]:
+def tree(pid: int) -> list[int]:
     """``pid`` and its descendants (the one-file launcher's child is the server)."""
     pids = [pid]
     for each in pids:
@@ -50,39 +50,51 @@ def _tree(pid: int) -> list[int]:
     return pids
 
 
-def _rss_kb(pid: int) -> int:
+def rss_kb(pid: int) -> int:
     total = 0
-    for each in _tree(pid):
+    for each in tree(pid):
         for line in Path(f"/proc/{each}/status").read_text().splitlines():
             if line.startswith("VmRSS:"):
                 total += int(line.split()[1])
     return total
 
 
+def start_timed(argv: list[str], port: int) -> tuple[subprocess.Popen, float]:
+    """Start ``argv``, which listens on ``port``; the process and seconds to a healthy answer."""
+    started = time.monotonic()
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = started + 30
+    while not _healthy(port):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            stop(proc)
+            raise RuntimeError(f"{argv[0]} did not answer /health")
+        time.sleep(0.005)
+    return proc, time.monotonic() - started
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """SIGTERM, and wait for it to end."""
+    if proc.poll() is None:
+        proc.terminate()
+    proc.wait(30)
+
+
 def run_once(command: list[str], *, idle: bool) -> tuple[float, int | None]:
-    """Start a server on a fresh database; seconds to a healthy answer, and idle RSS in KiB."""
+    """Start a server on a fresh database; seconds to a healthy answer, and idle RSS in KiB
+    (summed over the process and its children)."""
     with tempfile.TemporaryDirectory() as tmp:
-        port = _free_port()
-        started = time.monotonic()
-        proc = subprocess.Popen(
-            [*command, "serve", "--port", str(port), "--db", os.path.join(tmp, "jobs.db")],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
+        port = free_port()
+        proc, elapsed = start_timed(
+            [*command, "serve", "--port", str(port), "--db", os.path.join(tmp, "jobs.db")], port)
         try:
-            deadline = started + 30
-            while not _healthy(port):
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"{command[0]} did not answer /health")
-                time.sleep(0.005)
-            elapsed = time.monotonic() - started
             rss = None
             if idle:
                 time.sleep(IDLE_S)
-                rss = _rss_kb(proc.pid)
+                rss = rss_kb(proc.pid)
             return elapsed, rss
         finally:
-            proc.terminate()
-            proc.wait(30)
+            stop(proc)
 
 
 def measure(binary: Path, baseline: list[str]) -> int:

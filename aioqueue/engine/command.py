@@ -19,7 +19,6 @@ import sys
 from typing import Any
 
 import orjson
-from jsonschema.exceptions import SchemaError
 
 from ..config import CommandSettings
 from ..errors import ConfigError
@@ -52,6 +51,11 @@ def command_process(name: str, settings: CommandSettings) -> Process:
         return await _run(settings, ctx, data)
 
     description = settings.description or f"runs {settings.command[0]}"
+    if settings.schema is None:
+        return Process(name, run_command, description, None, settings.timeout,
+                       settings.max_attempts)
+    from jsonschema.exceptions import SchemaError  # only when there is a schema to check
+
     try:
         return Process(name, run_command, description, settings.schema, settings.timeout,
                        settings.max_attempts)

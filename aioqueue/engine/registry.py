@@ -6,16 +6,18 @@ event loop; plain ``def`` handlers run in a thread so they never block it.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import inspect
 import itertools
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
-
-from jsonschema import Draft202012Validator
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError, InvalidInput, UnknownProcess
+
+if TYPE_CHECKING:
+    from jsonschema import Draft202012Validator
 
 Handler = Callable[..., Any]
 
@@ -52,16 +54,17 @@ class Process:
     batch_size: int = 1
     #: how long a batch waits for more queued inputs before it runs with fewer
     batch_wait_s: float = 0.0
+    #: check ``schema`` now (a bad one stops the start); False only for schemas known to be
+    #: valid, the built-ins', so that jsonschema is imported at the first submission
+    check_schema: bool = field(default=True, repr=False, compare=False)
     is_async: bool = field(init=False)
-    validator: Draft202012Validator | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "is_async", inspect.iscoroutinefunction(self.handler))
-        validator = None
-        if self.schema is not None:
+        if self.schema is not None and self.check_schema:
+            from jsonschema import Draft202012Validator
+
             Draft202012Validator.check_schema(self.schema)
-            validator = Draft202012Validator(self.schema)
-        object.__setattr__(self, "validator", validator)
         if self.max_attempts < 1:
             raise ValueError(f"process {self.name!r}: max_attempts must be at least 1")
         if self.timeout_s is not None and self.timeout_s <= 0:
@@ -69,6 +72,15 @@ class Process:
         if self.batch_size < 1 or self.batch_wait_s < 0:
             raise ValueError(f"process {self.name!r}: batch_size must be at least 1 "
                              "and batch_wait at least 0")
+
+    @functools.cached_property
+    def validator(self) -> Draft202012Validator | None:
+        """The compiled schema, made at the first submission (jsonschema costs memory)."""
+        if self.schema is None:
+            return None
+        from jsonschema import Draft202012Validator
+
+        return Draft202012Validator(self.schema)
 
     def validate(self, data: Any) -> None:
         """Raise ``InvalidInput`` listing each schema violation (path and message).
@@ -120,6 +132,7 @@ class Registry:
         concurrency: int | None = None,
         batch_size: int = 1,
         batch_wait: float = 0.0,
+        check_schema: bool = True,
     ) -> Callable[[Handler], Handler]:
         """Decorator: register ``handler(ctx, data)`` under ``name``.
 
@@ -132,7 +145,7 @@ class Registry:
             self.add(
                 Process(
                     name, handler, doc.split("\n\n")[0], schema, timeout, max_attempts,
-                    concurrency, batch_size, batch_wait,
+                    concurrency, batch_size, batch_wait, check_schema,
                 )
             )
             return handler
