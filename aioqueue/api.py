@@ -353,10 +353,15 @@ async def list_processes(request: web.Request) -> web.Response:
 
 
 async def health(request: web.Request) -> web.Response:
-    """GET /health: 200 while the store is open and jobs are accepted."""
+    """GET /health: 200 while jobs are accepted and the store takes writes; 503 while the
+    server stops, or (``details.status`` "degraded") while the store refuses writes."""
     engine = request.app[ENGINE]
     if not engine.accepting:
         raise Unavailable("the server is shutting down")
+    if not await engine.health.check():
+        raise Unavailable(
+            "degraded: the database refuses writes; job ends are kept and retried",
+            details={"status": "degraded", "pending_ends": engine.health.pending_ends})
     return json_response({"status": "ok"})
 
 

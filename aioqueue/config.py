@@ -76,9 +76,14 @@ class EngineSettings(Checked):
     workers: int = at_least(1, 16)
     retry_base_s: float = at_least(0, 1.0)
     retry_max_s: float = at_least(0, 300.0)
+    #: while the store refuses writes (a full disk), a job's end is kept in memory and its
+    #: write tried again after this backoff, exponential up to write_retry_max_s
+    write_retry_base_s: float = above(0, 0.1)
+    write_retry_max_s: float = above(0, 5.0)
 
     def relations(self) -> list[str]:
-        return ordered(self, "retry_base_s", "retry_max_s")
+        return [*ordered(self, "retry_base_s", "retry_max_s"),
+                *ordered(self, "write_retry_base_s", "write_retry_max_s")]
 
 
 @dataclass(frozen=True)

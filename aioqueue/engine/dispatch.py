@@ -15,6 +15,7 @@ from ..errors import Unavailable
 from ..models import now_ms
 from ..store import JobStore, StoreListener
 from .arrivals import Arrivals
+from .health import WriteHealth
 from .observer import Observers
 from .pool import WorkerPool
 from .registry import Registry
@@ -26,12 +27,13 @@ class Dispatcher(StoreListener):
     """Fills the pool's free slots from the queue, in priority then time order."""
 
     def __init__(self, store: JobStore, registry: Registry, pool: WorkerPool,
-                 observers: Observers, arrivals: Arrivals) -> None:
+                 observers: Observers, arrivals: Arrivals, health: WriteHealth) -> None:
         self.store = store
         self.registry = registry
         self.pool = pool
         self.observers = observers
         self.arrivals = arrivals
+        self.health = health
         #: when the earliest queued job is due (None: nothing queued)
         self.next_due_ms: int | None = None
         self._noted_ms: int | None = None  # the earliest job queued since the claim began
@@ -95,9 +97,11 @@ class Dispatcher(StoreListener):
                 try:
                     await self._claim()
                 except Unavailable:
-                    log.exception("claim failed; retrying in 1 s")
+                    self.health.failed()
+                    log.warning("claim failed; retrying in 1 s")
                     await asyncio.sleep(1)
                     continue
+                self.health.succeeded()
             timeout = None
             if self.pool.free > 0 and self.next_due_ms is not None:
                 timeout = max(0.0, (self.next_due_ms - now_ms()) / 1000)

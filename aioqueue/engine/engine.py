@@ -29,6 +29,7 @@ from .backlog import Backlog
 from .batch import BatchRunner
 from .control import JobControl
 from .dispatch import Dispatcher
+from .health import WriteHealth
 from .observer import Observers
 from .outcome import Recorder
 from .pool import WorkerPool
@@ -58,19 +59,24 @@ class Engine:
         #: told of every change, stored and ended job (events, notices, metrics, backlog)
         self.observers = Observers([self.backlog, self.waiters])
         self.retry = RetryPolicy(settings.retry_base_s, settings.retry_max_s)
+        #: whether the store takes writes (``/health``)
+        self.health = WriteHealth(store)
         progress = ProgressWriter(store, self.observers)
         self.pool = WorkerPool(settings.workers, self._run, progress=progress.report)
         arrivals = Arrivals()
-        self.dispatcher = Dispatcher(store, registry, self.pool, self.observers, arrivals)
+        self.dispatcher = Dispatcher(store, registry, self.pool, self.observers, arrivals,
+                                     self.health)
         self.control = JobControl(store, self.pool, self.waiters, self.observers,
                                   self.dispatcher.note_queued)
         recorder = Recorder(store, self.retry, self.pool, self.observers,
-                            self.dispatcher.note_queued)
+                            self.dispatcher.note_queued, health=self.health,
+                            write_retry=RetryPolicy(settings.write_retry_base_s,
+                                                    settings.write_retry_max_s))
         batches = BatchRunner(store, self.pool, arrivals, self.observers, recorder,
                               self._accepting)
         self._runner = JobRunner(registry, self.pool, recorder, batches, self._accepting)
         self._submitter = Submitter(store, registry, self.backlog, self.pool, self.dispatcher,
-                                    self.control, self.waiters, self.observers)
+                                    self.control, self.waiters, self.observers, self.health)
 
     @property
     def tasks(self) -> list[asyncio.Task]:

@@ -111,6 +111,13 @@ class WorkerPool:
             self._released.add(job.id)
             self._release(job)
 
+    def take_back(self, job: Job) -> None:
+        """The job's end could not be written after all and its worker keeps trying: the
+        slot given back early is taken back, unless a claim has used it already."""
+        if job.id in self._released and self.free > 0:
+            self._released.discard(job.id)
+            self.free -= 1
+
     def _release(self, job: Job) -> None:
         self.free += 1
         if self.listener is not None:

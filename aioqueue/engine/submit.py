@@ -20,6 +20,7 @@ from .backlog import Backlog
 from .batch import bulk_jobs, dump_input
 from .control import JobControl, request_digest
 from .dispatch import Dispatcher
+from .health import WriteHealth
 from .observer import Observers
 from .pool import WorkerPool
 from .registry import Process, Registry
@@ -44,7 +45,7 @@ class Submitter:
 
     def __init__(self, store: JobStore, registry: Registry, backlog: Backlog,
                  pool: WorkerPool, dispatcher: Dispatcher, control: JobControl,
-                 waiters: Waiters, observers: Observers) -> None:
+                 waiters: Waiters, observers: Observers, health: WriteHealth) -> None:
         self.store = store
         self.registry = registry
         self.backlog = backlog
@@ -53,6 +54,7 @@ class Submitter:
         self.control = control
         self.waiters = waiters
         self.observers = observers
+        self.health = health
 
     async def submit(self, process: str, data: Any, request: Request, *,
                      raw: bytes | None, wait_s: float) -> Job:
@@ -127,10 +129,13 @@ class Submitter:
         handoff = job.state is JobState.RUNNING
         try:
             await self.backlog.insert(1, lambda: self.store.insert([job]))
-        except BaseException:
+        except BaseException as exc:
             if handoff:
                 self.pool.unreserve()
+            if isinstance(exc, Unavailable):
+                self.health.failed()
             raise
+        self.health.succeeded()
         self.observers.submitted(job)
         if handoff:
             self.pool.launch(job)
@@ -138,7 +143,12 @@ class Submitter:
             self.dispatcher.note_queued(job.scheduled_at_ms)
 
     async def _store_queued(self, jobs: list[Job]) -> None:
-        await self.backlog.admit(len(jobs), lambda: self.store.insert(jobs))
+        try:
+            await self.backlog.admit(len(jobs), lambda: self.store.insert(jobs))
+        except Unavailable:
+            self.health.failed()
+            raise
+        self.health.succeeded()
         for job in jobs:
             self.observers.submitted(job)
         self.dispatcher.note_queued(jobs[0].scheduled_at_ms)

@@ -80,6 +80,14 @@ class JobStore(abc.ABC):
         Writes called after ``close`` began raise ``Unavailable``.
         """
 
+    async def probe_writes(self) -> None:
+        """Commit a write that changes no job, to learn whether writes go through again.
+
+        Raises ``Unavailable`` while the store cannot commit. The engine calls it only while
+        earlier writes failed. This default commits nothing and so finds out nothing: a
+        backend whose writes can fail while its reads work (a full disk) overrides it.
+        """
+
     # ---------------------------------------------------------------- new jobs
 
     @abc.abstractmethod

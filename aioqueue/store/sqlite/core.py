@@ -228,6 +228,11 @@ class SQLiteStore(ControlQueries, OutboxQueries, JobStore):
 
     # ---------------------------------------------------------------- writes
 
+    async def probe_writes(self) -> None:
+        """Rewrite the schema version: it dirties the header page, so the commit must append
+        to the WAL and fails exactly as a job's write would on a full disk."""
+        await self._enqueue(f"PRAGMA user_version={SCHEMA_VERSION}", ())
+
     async def insert(self, jobs: Sequence[Job]) -> None:
         """Store new jobs with the next commit, shared with every write queued meanwhile.
 
