@@ -17,7 +17,7 @@ import pytest
 from aioqueue.config import EngineSettings
 from aioqueue.engine import Engine, Registry
 from aioqueue.errors import Unavailable
-from aioqueue.models import JobState
+from aioqueue.models import Job, JobState
 from tests.faults import FaultyStore
 
 SETTINGS = EngineSettings(workers=2, retry_base_s=0.01, retry_max_s=0.02,
@@ -50,6 +50,17 @@ def gate():
     return registry, started, release, runs
 
 
+async def end_refused(engine: Engine, store: FaultyStore, gate, data=None) -> Job:
+    """Submit a ``gate`` job and let it end while the store refuses writes."""
+    _, started, release, _ = gate
+    job = await engine.submit("gate", data)
+    await asyncio.wait_for(started.wait(), 5)
+    store.failing = True
+    release.set()
+    await until(lambda: engine.health.pending_ends == 1)
+    return job
+
+
 @pytest.fixture
 async def open_engine(tmp_path):
     made: list[tuple[Engine, FaultyStore]] = []
@@ -70,14 +81,10 @@ async def open_engine(tmp_path):
 
 
 async def test_a_refused_end_is_kept_retried_and_stored_once_writes_work(open_engine, gate):
-    registry, started, release, runs = gate
+    registry, runs = gate[0], gate[3]
     engine, store = await open_engine(registry)
-    job = await engine.submit("gate", None)
-    await asyncio.wait_for(started.wait(), 5)
+    job = await end_refused(engine, store, gate)
     waiting = asyncio.ensure_future(engine.wait(job.id, 10))
-    store.failing = True
-    release.set()
-    await until(lambda: engine.health.pending_ends == 1)
     assert engine.health.degraded
     assert not await engine.health.check()  # the probe write is refused too
     # the store still says running, and so does everything else that counts
@@ -110,13 +117,9 @@ async def test_an_idle_server_finds_out_by_itself_that_writes_work_again(open_en
 
 
 async def test_a_refused_retry_is_kept_and_the_job_runs_again_once_stored(open_engine, gate):
-    registry, started, release, runs = gate
-    engine, store = await open_engine(registry)
-    job = await engine.submit("gate", "fail")
-    await asyncio.wait_for(started.wait(), 5)
-    store.failing = True
-    release.set()
-    await until(lambda: engine.health.pending_ends == 1)
+    runs = gate[3]
+    engine, store = await open_engine(gate[0])
+    job = await end_refused(engine, store, gate, "fail")
     store.failing = False
     await until(lambda: len(runs) == 3)
     ended = await engine.wait(job.id, 5)
@@ -124,13 +127,9 @@ async def test_a_refused_retry_is_kept_and_the_job_runs_again_once_stored(open_e
 
 
 async def test_a_success_stored_late_stays_a_success_after_a_restart(open_engine, gate):
-    registry, started, release, runs = gate
+    registry, runs = gate[0], gate[3]
     engine, store = await open_engine(registry)
-    job = await engine.submit("gate", None)
-    await asyncio.wait_for(started.wait(), 5)
-    store.failing = True
-    release.set()
-    await until(lambda: engine.health.pending_ends == 1)
+    job = await end_refused(engine, store, gate)
     store.failing = False
     await engine.wait(job.id, 5)
     await engine.drain(0)
@@ -143,13 +142,8 @@ async def test_a_success_stored_late_stays_a_success_after_a_restart(open_engine
 
 async def test_a_drain_gives_up_an_end_the_store_still_refuses_and_does_not_hang(
         open_engine, gate, caplog):
-    registry, started, release, _ = gate
-    engine, store = await open_engine(registry)
-    job = await engine.submit("gate", None)
-    await asyncio.wait_for(started.wait(), 5)
-    store.failing = True
-    release.set()
-    await until(lambda: engine.health.pending_ends == 1)
+    engine, store = await open_engine(gate[0])
+    job = await end_refused(engine, store, gate)
     await asyncio.wait_for(engine.drain(0.05), 5)
     assert f"job {job.id}: the store still refuses its outcome" in caplog.text
     assert engine.health.pending_ends == 0
