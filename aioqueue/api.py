@@ -6,11 +6,10 @@ its status code by ``error_middleware``, and nothing a client sends can produce 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
-import re
 from collections.abc import Awaitable, Callable
-from datetime import datetime
 from typing import Any
 
 import orjson
@@ -27,14 +26,18 @@ from .errors import (
     UnknownProcess,
 )
 from .jsonbody import parse_json
-from .models import is_job_id, now_ms
+from .models import is_job_id
 from .mount import HEALTH_PATH, HEALTH_ROUTE, JOBS_PATH, job_base, prefix
 from .callbacks import check_callback_url, check_email
+from .params import MAX_DELAY_S, idempotency_key, integer, number, prefer_wait, run_at_ms
 from .repeatlog import RepeatLog
+from .slots import Slots
 
 log = logging.getLogger(__name__)
 
 ENGINE = web.AppKey("engine", Engine)
+#: the long polls (requests waiting for a job's end) running now, by token
+LONG_POLLS = web.AppKey("long_polls", Slots)
 SETTINGS = web.AppKey("settings", Settings)
 #: the app's log of events a client can repeat thousands of times a second
 REPEATS = web.AppKey("repeats", RepeatLog)
@@ -129,80 +132,23 @@ def _client_gone(request: web.Request) -> bool:
 
 # -------------------------------------------------------------------- parsing helpers
 
-#: numbers as JSON writes them, in ASCII digits: no ``1_0``, no Arabic-Indic or other digits
-_NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?", re.ASCII)
-_INTEGER = re.compile(r"-?[0-9]{1,20}", re.ASCII)
-
-
-def _number(value: str, name: str, low: float, high: float) -> float:
-    if not _NUMBER.fullmatch(value):
-        raise InvalidRequest(f"{name} must be a number of seconds, not {value[:40]!r}")
-    number = float(value)
-    if not math.isfinite(number) or not low <= number <= high:
-        raise InvalidRequest(f"{name} must be between {low:g} and {high:g}")
-    return number
-
-
-def _integer(value: str, name: str) -> int:
-    if not _INTEGER.fullmatch(value):
-        raise InvalidRequest(f"{name} must be an integer, not {value[:40]!r}")
-    number = int(value)
-    if not -(2**31) <= number < 2**31:
-        raise InvalidRequest(f"{name} must fit in 32 bits")
-    return number
-
-
-#: how far ahead a job may be scheduled, in seconds
-_MAX_DELAY_S = 365 * 86400
-
-
-def _run_at_ms(value: str) -> int:
-    """An ISO-8601 time with a zone (``Z`` or an offset) as epoch milliseconds."""
-    try:
-        stamp = datetime.fromisoformat(value)
-    except ValueError:
-        raise InvalidRequest(f"run_at must be an ISO-8601 time, not {value[:40]!r}") from None
-    if stamp.tzinfo is None:
-        raise InvalidRequest("run_at must name its time zone, e.g. 2026-11-25T17:00:00Z")
-    ms = round(stamp.timestamp() * 1000)
-    if ms > now_ms() + _MAX_DELAY_S * 1000:
-        raise InvalidRequest("run_at must be less than a year ahead")
-    return ms
-
-
-def _idempotency_key(request: web.Request) -> str | None:
-    """The ``Idempotency-Key`` header: 1 to 255 printable ASCII characters."""
-    key = request.headers.get("Idempotency-Key")
-    if key is None:
-        return None
-    key = key.strip()
-    if len(key) >= 2 and key[0] == key[-1] == '"':
-        key = key[1:-1]  # the IETF draft sends it as a structured-field string
-    if not 1 <= len(key) <= 255 or not key.isascii() or not key.isprintable():
-        raise InvalidRequest("Idempotency-Key must be 1 to 255 printable ASCII characters")
-    return key
-
-
-def _prefer_wait(request: web.Request) -> str | None:
-    """The ``wait`` preference of RFC 7240, if any."""
-    for header in request.headers.getall("Prefer", ()):
-        for preference in header.split(","):
-            name, _, value = preference.strip().partition("=")
-            if name.strip().lower() == "wait":
-                return value.strip().strip('"')
-    return None
-
-
 def _wait_s(request: web.Request) -> tuple[float, bool]:
     """Seconds to wait for the end, and whether they came from a ``Prefer`` header."""
     limit = request.app[SETTINGS].server.max_return_timeout_s
     query = request.query.get("return_timeout")
     if query is not None:
-        return _number(query, "return_timeout", 0, limit), False
-    prefer = _prefer_wait(request)
+        return number(query, "return_timeout", 0, limit), False
+    prefer = prefer_wait(request)
     if prefer is not None:
-        return _number(prefer, "Prefer: wait", 0, limit), True
+        return number(prefer, "Prefer: wait", 0, limit), True
     return 0.0, False
+
+
+def _long_poll(request: web.Request, wait_s: float) -> contextlib.AbstractContextManager:
+    """A long-poll slot while the request waits for a job's end; none for an answer at once."""
+    if wait_s <= 0:
+        return contextlib.nullcontext()
+    return request.app[LONG_POLLS].take(creator_of(request))
 
 
 def _job_id(request: web.Request) -> str:
@@ -245,19 +191,20 @@ async def submit(request: web.Request) -> web.Response:
         raise InvalidRequest("the query parameter 'process' is required")
     admit(request, process)
     wait_s, from_prefer = _wait_s(request)
-    priority = _integer(request.query["priority"], "priority") if "priority" in request.query else 0
+    priority = integer(request.query["priority"], "priority") if "priority" in request.query else 0
     delay = request.query.get("delay")
     run_at = request.query.get("run_at")
     if delay is not None and run_at is not None:
         raise InvalidRequest("give either delay or run_at, not both")
-    delay_s = _number(delay, "delay", 0, _MAX_DELAY_S) if delay is not None else 0.0
-    run_at_ms = _run_at_ms(run_at) if run_at is not None else None
-    key = _idempotency_key(request)
+    delay_s = number(delay, "delay", 0, MAX_DELAY_S) if delay is not None else 0.0
+    at_ms = run_at_ms(run_at) if run_at is not None else None
+    key = idempotency_key(request)
     data, raw = await _read_input(request)
-    job = await request.app[ENGINE].submit(
-        process, data, raw=raw, priority=priority, delay_s=delay_s, run_at_ms=run_at_ms,
-        wait_s=wait_s, owner=creator_of(request), idempotency_key=key, **_notices(request),
-    )
+    with _long_poll(request, wait_s):  # refused before anything is stored
+        job = await request.app[ENGINE].submit(
+            process, data, raw=raw, priority=priority, delay_s=delay_s, run_at_ms=at_ms,
+            wait_s=wait_s, owner=creator_of(request), idempotency_key=key, **_notices(request),
+        )
     headers = {"Preference-Applied": f"wait={wait_s:g}"} if from_prefer else None
     return _job_answer(request, job, headers=headers)
 
@@ -278,7 +225,7 @@ async def submit_bulk(request: web.Request) -> web.Response:
     process = request.query.get("process", "")
     if not process:
         raise InvalidRequest("the query parameter 'process' is required")
-    priority = _integer(request.query["priority"], "priority") if "priority" in request.query else 0
+    priority = integer(request.query["priority"], "priority") if "priority" in request.query else 0
     body, _ = await _read_input(request)
     if not isinstance(body, dict) or not isinstance(body.get("items"), list):
         raise InvalidRequest('the body must be an object {"items": [input, ...]}')
@@ -300,7 +247,8 @@ async def get_job(request: web.Request) -> web.Response:
     """GET /async-process/{id}, optionally a long poll with ``return_timeout``."""
     job_id = _job_id(request)
     wait_s, _ = _wait_s(request)
-    job = await request.app[ENGINE].wait(job_id, wait_s, owner=owner_of(request))
+    with _long_poll(request, wait_s):
+        job = await request.app[ENGINE].wait(job_id, wait_s, owner=owner_of(request))
     if job is None:
         raise JobNotFound("no such job")
     return _job_answer(request, job, status=200)
@@ -309,7 +257,7 @@ async def get_job(request: web.Request) -> web.Response:
 async def list_jobs(request: web.Request) -> web.Response:
     """GET /async-process/?process=&state=&limit=&after=: newest first, a page at a time."""
     query = request.query
-    limit = _integer(query["limit"], "limit") if "limit" in query else 50
+    limit = integer(query["limit"], "limit") if "limit" in query else 50
     jobs, cursor = await request.app[ENGINE].list_jobs(
         process=query.get("process") or None, state=query.get("state") or None, limit=limit,
         after=query.get("after") or None, owner=owner_of(request),

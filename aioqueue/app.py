@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from . import sse, ui
-from .api import ENGINE, REPEATS, SETTINGS, add_routes, error_middleware
+from .api import ENGINE, LONG_POLLS, REPEATS, SETTINGS, add_routes, error_middleware
 from .api_auth import LIMITER, TOKENS, auth_middleware
 from .api_browser import BrowserGuard
 from .auth import TokenTable, check_listen
@@ -25,6 +25,7 @@ from .notify import Notifier
 from .processes import BUILTINS
 from .ratelimit import RateLimiter
 from .repeatlog import RepeatLog
+from .slots import Slots
 from .store import store_for
 from .transport import GuardedRunner, throttle_accept_errors
 
@@ -56,8 +57,12 @@ def create_app(settings: Settings, registry: Registry | None = None) -> web.Appl
     app[SETTINGS] = settings
     app[REPEATS] = RepeatLog(settings.server.repeat_log_interval_s)
     app.on_response_prepare.append(guard.on_response_prepare)
-    hub = Hub(settings.events.max_pending)
+    events, limits = settings.events, settings.limits
+    hub = Hub(events.max_pending, max_pending_bytes=events.max_pending_bytes,
+              budget_bytes=events.buffer_budget_bytes)
     app[sse.HUB] = hub
+    app[sse.STREAMS] = Slots("event streams", events.max_streams, events.max_streams_per_token)
+    app[LONG_POLLS] = Slots("long polls", limits.max_long_polls, limits.max_long_polls_per_token)
     app[METRICS] = metrics
     app[TOKENS] = TokenTable(settings.auth.tokens)
     app[LIMITER] = RateLimiter(settings.limits.rate_per_s, settings.limits.rate_burst)

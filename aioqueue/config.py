@@ -155,6 +155,18 @@ class EventSettings(Checked):
     max_pending: int = at_least(1, 10000)
     #: seconds between keep-alive comments on an idle stream
     keepalive_s: float = above(0, 15.0)
+    #: event streams open at once, all clients together; past it a new one gets 429
+    max_streams: int = at_least(1, 128)
+    #: event streams one token may have open at once (without tokens only the total counts)
+    max_streams_per_token: int = at_least(1, 16)
+    #: bytes of changes a slow reader may have waiting before it is disconnected
+    max_pending_bytes: int = at_least(1024, 4 * 1024 * 1024)
+    #: bytes of changes all slow readers together may hold; past it the reader holding the
+    #: most is disconnected
+    buffer_budget_bytes: int = at_least(1024, 64 * 1024 * 1024)
+    #: least seconds between two writes to one stream: changes in between go out together,
+    #: so a busy server writes each stream a few times a second, not once per change
+    write_interval_s: float = at_least(0, 0.1)
 
 
 _TOKEN_NAME = re.compile(r"[A-Za-z0-9_.@-]{1,64}")
@@ -221,6 +233,11 @@ class LimitSettings(Checked):
     rate_per_s: float = at_least(0, 100.0)
     #: jobs a token may submit in one burst above its rate
     rate_burst: int = at_least(1, 1000)
+    #: requests waiting for a job's end (return_timeout, Prefer: wait) at once, all clients
+    #: together; past it a new one gets 429
+    max_long_polls: int = at_least(1, 128)
+    #: long polls one token may have waiting at once (without tokens only the total counts)
+    max_long_polls_per_token: int = at_least(1, 32)
 
 
 @dataclass(frozen=True)

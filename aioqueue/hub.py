@@ -1,39 +1,70 @@
 """In-process fan-out of job changes to live readers (the Server-Sent Events streams).
 
 The engine calls ``Hub.publish(job)`` after each change of state or progress; the hub hands
-the change to every subscription that wants it and never waits for a reader. Each
-subscription keeps at most one pending change per job (a newer one replaces the older,
-since a reader only needs the latest view of a job), so a per-job reader holds at most one
-job in memory. A reader of all jobs that falls behind by more than ``max_pending`` distinct
-jobs is disconnected ("lagged") rather than allowed to grow without bound.
+the change to every subscription that wants it and never waits for a reader. A change is
+encoded once, on first use, and the same bytes go to every stream. Each subscription keeps
+at most one pending change per job (a newer one replaces the older, since a reader only
+needs the latest view of a job), so a per-job reader holds at most one job in memory.
+
+What a reader that falls behind may hold is bounded three ways; past any of them it is
+disconnected ("lagged") rather than allowed to grow: ``max_pending`` distinct jobs,
+``max_pending_bytes`` of encoded changes, and, for all readers together, ``budget_bytes``
+of changes still waiting for any reader (a change shared by many readers counts once; when
+the budget is exceeded, the reader holding the most bytes goes first).
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
-from dataclasses import dataclass
+
+import orjson
 
 from .engine.observer import JobObserver
 from .models import Job, now_ms
 
 
-@dataclass(frozen=True, slots=True)
 class Change:
     """One published change: the job as it now stands and its place in this server's run."""
 
-    seq: int
-    job: Job
+    __slots__ = ("seq", "job", "_event_id", "_frame", "_size", "_holders")
+
+    def __init__(self, seq: int, job: Job, boot: str) -> None:
+        self.seq = seq
+        self.job = job
+        self._event_id = b"end" if job.terminal else f"{boot}.{seq}".encode()
+        self._frame: tuple[str, bytes] | None = None
+        self._size = 0
+        #: subscriptions holding this change as pending (for the hub's byte budget)
+        self._holders = 0
+
+    def frame(self, base_path: str = "/async-process/") -> bytes:
+        """The whole ``event: job`` of this change, encoded once for every stream."""
+        if self._frame is None or self._frame[0] != base_path:
+            data = orjson.dumps(self.job.to_dict(base_path=base_path))
+            self._frame = (base_path, b"id: %s\nevent: job\ndata: %s\n\n" % (self._event_id, data))
+            self._size = self._size or len(self._frame[1])
+        return self._frame[1]
+
+    @property
+    def size(self) -> int:
+        """Bytes this change holds once encoded (fixed at the first encoding, so the
+        budget's sums add and subtract the same amount)."""
+        if not self._size:
+            self.frame()
+        return self._size
 
 
 class Subscription:
-    """What one reader receives; iterate with ``await next_change()`` until it returns None."""
+    """What one reader receives; iterate with ``await next_changes()`` until it returns []."""
 
     def __init__(self, hub: Hub, job_id: str | None, owner: str | None, max_pending: int) -> None:
         self.job_id = job_id
         self.owner = owner
         #: why the subscription ended: "lagged" (too slow) or "closed" (server stopping)
         self.end_reason: str | None = None
+        #: bytes of the changes waiting for this reader
+        self.pending_bytes = 0
         self._hub = hub
         self._max_pending = max_pending
         self._pending: dict[str, Change] = {}
@@ -49,19 +80,49 @@ class Subscription:
         """Keep ``change`` as the job's latest pending change; never blocks."""
         if self.end_reason is not None:
             return
-        self._pending.pop(change.job.id, None)
+        self._release(self._pending.pop(change.job.id, None))
         self._pending[change.job.id] = change
-        if len(self._pending) > self._max_pending:
+        self.pending_bytes += change.size
+        if change._holders == 0:
+            self._hub.pending_bytes += change.size
+        change._holders += 1
+        # one change always fits, however large: the limits are on a backlog of them
+        if len(self._pending) > 1 and (len(self._pending) > self._max_pending
+                                       or self.pending_bytes > self._hub.max_pending_bytes):
             self.end("lagged")
         self._ready.set()
+
+    def _release(self, change: Change | None) -> None:
+        if change is None:
+            return
+        self.pending_bytes -= change.size
+        change._holders -= 1
+        if change._holders == 0:
+            self._hub.pending_bytes -= change.size
 
     def end(self, reason: str) -> None:
         """Stop the subscription; pending changes are dropped and the reader is woken."""
         if self.end_reason is None:
             self.end_reason = reason
+            for change in self._pending.values():
+                self._release(change)
             self._pending.clear()
             self._hub._remove(self)
         self._ready.set()
+
+    async def next_changes(self, timeout_s: float | None = None) -> list[Change]:
+        """Every pending change, oldest first; [] once ended. Raises ``TimeoutError`` when
+        nothing comes within ``timeout_s``."""
+        while not self._pending:
+            if self.end_reason is not None:
+                return []
+            self._ready.clear()
+            await asyncio.wait_for(self._ready.wait(), timeout_s)
+        changes = list(self._pending.values())
+        for change in changes:
+            self._release(change)
+        self._pending.clear()
+        return changes
 
     async def next_change(self, timeout_s: float | None = None) -> Change | None:
         """The oldest pending change; None once ended. Raises ``TimeoutError`` when idle."""
@@ -70,10 +131,9 @@ class Subscription:
                 return None
             self._ready.clear()
             await asyncio.wait_for(self._ready.wait(), timeout_s)
-        if self.end_reason is not None:
-            return None
-        key = next(iter(self._pending))
-        return self._pending.pop(key)
+        change = self._pending.pop(next(iter(self._pending)))
+        self._release(change)
+        return change
 
     def __enter__(self) -> Subscription:
         return self
@@ -85,9 +145,14 @@ class Subscription:
 class Hub(JobObserver):
     """Subscriptions by job and for all jobs; a plain callable the engine can call."""
 
-    def __init__(self, max_pending: int = 10000) -> None:
+    def __init__(self, max_pending: int = 10000, *, max_pending_bytes: int = 4 << 20,
+                 budget_bytes: int = 64 << 20) -> None:
         #: identifies this run of the server in event ids, so ids of an earlier run never match
         self.boot = format(now_ms(), "x")
+        self.max_pending_bytes = max_pending_bytes
+        self.budget_bytes = budget_bytes
+        #: bytes of the distinct changes some reader still waits for
+        self.pending_bytes = 0
         self._max_pending = max_pending
         self._seq = itertools.count(1)
         self._last: dict[str, int] = {}
@@ -100,7 +165,7 @@ class Hub(JobObserver):
 
     def publish(self, job: Job) -> None:
         """Hand a change of ``job`` to every interested reader."""
-        change = Change(next(self._seq), job)
+        change = Change(next(self._seq), job, self.boot)
         if job.terminal:
             self._last.pop(job.id, None)
         else:
@@ -110,6 +175,13 @@ class Hub(JobObserver):
         for sub in tuple(self._all):
             if sub.wants(job):
                 sub.offer(change)
+        while self.pending_bytes > self.budget_bytes:
+            self._heaviest().end("lagged")
+
+    def _heaviest(self) -> Subscription:
+        """The reader holding the most bytes: the slowest, shed first when over budget."""
+        subs = [*self._all, *(s for subs in self._by_job.values() for s in subs)]
+        return max(subs, key=lambda sub: sub.pending_bytes)
 
     def last_seq(self, job_id: str) -> int:
         """The seq of the latest change published for an active job in this run, else 0."""

@@ -10,6 +10,7 @@ opening snapshot when no newer change has happened since.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import re
 
@@ -17,12 +18,16 @@ import orjson
 from aiohttp import web
 
 from .api import ENGINE, SETTINGS, _job_id, owner_of
+from .api_auth import creator_of
 from .errors import JobNotFound
-from .hub import Change, Hub, Subscription
+from .hub import Hub, Subscription
 from .models import Job
 from .mount import job_base
+from .slots import Slots
 
 HUB = web.AppKey("hub", Hub)
+#: the event streams open now, by token
+STREAMS = web.AppKey("streams", Slots)
 
 _HEADERS = {
     "Content-Type": "text/event-stream",
@@ -36,9 +41,9 @@ def _event(event_id: str, job: Job, base: str, name: str = "job") -> bytes:
     return b"id: %s\nevent: %s\ndata: %s\n\n" % (event_id.encode(), name.encode(), data)
 
 
-def _change_id(hub: Hub, change: Change) -> str:
-    return "end" if change.job.terminal else f"{hub.boot}.{change.seq}"
-
+#: seconds between two looks at whether an idle stream's reader has gone (aiohttp tells a
+#: handler only when it writes)
+_GONE_CHECK_S = 1.0
 
 #: a seq as this server writes it: ASCII digits that fit in 64 bits
 _SEQ = re.compile(r"[0-9]{1,19}", re.ASCII)
@@ -63,26 +68,40 @@ async def _follow(
     request: web.Request, resp: web.StreamResponse, sub: Subscription, *,
     skip_to: int = 0, until_end: bool,
 ) -> None:
-    """Write the subscription's changes until the job ends, the server stops or the reader goes."""
-    hub = request.app[HUB]
-    keepalive_s = request.app[SETTINGS].events.keepalive_s
+    """Write the subscription's changes until the job ends, the server stops or the reader goes.
+
+    Whatever is pending goes out in one write of frames encoded once for every stream,
+    and writes to one stream are at least ``write_interval_s`` apart: a busy server then
+    costs each stream a few writes a second, however many jobs change.
+    """
+    settings = request.app[SETTINGS].events
     base = job_base(request)
+    check_s = min(_GONE_CHECK_S, settings.keepalive_s)
+    idle_s = 0.0
     with contextlib.suppress(ConnectionResetError):
         while True:
             try:
-                change = await sub.next_change(keepalive_s)
+                changes = await sub.next_changes(check_s)
             except TimeoutError:
-                await resp.write(b": keep-alive\n\n")
+                if request.transport is None or request.transport.is_closing():
+                    return  # the reader left: give its slot back now, not at the next write
+                idle_s += check_s
+                if idle_s >= settings.keepalive_s:
+                    idle_s = 0.0
+                    await resp.write(b": keep-alive\n\n")
                 continue
-            if change is None:
+            idle_s = 0.0
+            if not changes:
                 if sub.end_reason == "lagged":
                     await resp.write(b'event: lagged\ndata: {"reason": "too slow"}\n\n')
                 return
-            if change.seq <= skip_to:
-                continue
-            await resp.write(_event(_change_id(hub, change), change.job, base))
-            if until_end and change.job.terminal:
+            frames = [change.frame(base) for change in changes if change.seq > skip_to]
+            if frames:
+                await resp.write(b"".join(frames))
+            if until_end and any(change.job.terminal for change in changes):
                 return
+            if settings.write_interval_s:
+                await asyncio.sleep(settings.write_interval_s)
 
 
 async def job_events(request: web.Request) -> web.StreamResponse:
@@ -91,7 +110,7 @@ async def job_events(request: web.Request) -> web.StreamResponse:
     hub = request.app[HUB]
     last_event_id = request.headers.get("Last-Event-ID", "").strip()
     # subscribe before reading, so no change between the read and the stream is missed
-    with hub.subscribe(job_id=job_id) as sub:
+    with request.app[STREAMS].take(creator_of(request)), hub.subscribe(job_id=job_id) as sub:
         job = await request.app[ENGINE].get(job_id, owner=owner_of(request))
         if job is None:
             raise JobNotFound("no such job")
@@ -114,7 +133,8 @@ async def job_events(request: web.Request) -> web.StreamResponse:
 async def all_events(request: web.Request) -> web.StreamResponse:
     """GET /events: every change of every job the caller may see, from now on."""
     hub = request.app[HUB]
-    with hub.subscribe(owner=owner_of(request)) as sub:
+    with request.app[STREAMS].take(creator_of(request)), \
+            hub.subscribe(owner=owner_of(request)) as sub:
         resp = await _open(request)
         with contextlib.suppress(ConnectionResetError):
             await resp.write(b": connected\n\n")

@@ -153,7 +153,8 @@ def server(tmp_path_factory) -> Iterator[_Server]:
     settings = Settings(
         server=ServerSettings(max_return_timeout_s=0.2, shutdown_grace_s=0.1,
                               max_body_bytes=64 * 1024),
-        events=EventSettings(keepalive_s=0.2),
+        # streams are fuzzed here, not their caps: the fuzz opens many, one after another
+        events=EventSettings(keepalive_s=0.2, max_streams=1000, max_streams_per_token=1000),
         storage=StorageSettings(path=str(tmp_path_factory.mktemp("fuzz") / "jobs.db")),
         engine=EngineSettings(workers=4, retry_base_s=0.01, retry_max_s=0.05),
         auth=AuthSettings(tokens=token_settings()),

@@ -69,3 +69,46 @@ async def test_close_ends_every_reader():
     hub.close()
     assert await sub.next_change(1) is None
     assert sub.end_reason == "closed"
+
+
+def _big(size: int, **changes) -> Job:
+    """A job whose encoded change is a little over ``size`` bytes (its result)."""
+    return _job(state=JobState.SUCCESS, ended_at_ms=2,
+                result=b'"' + b"x" * size + b'"', **changes)
+
+
+async def test_each_change_is_encoded_once_for_every_reader(monkeypatch):
+    hub = Hub()
+    encodings = []
+    real = Job.to_dict
+    monkeypatch.setattr(Job, "to_dict", lambda self, **kw: encodings.append(1) or real(self, **kw))
+    subs = [hub.subscribe() for _ in range(50)]
+    hub.publish(_job())
+    frames = {id((await sub.next_changes(1))[0].frame()) for sub in subs}
+    assert len(encodings) == 1 and len(frames) == 1
+
+
+async def test_a_reader_holding_too_many_bytes_is_disconnected():
+    hub = Hub(max_pending_bytes=10_000)
+    with hub.subscribe() as slow, hub.subscribe() as fast:
+        hub.publish(_big(50_000))  # one change always fits, however large
+        assert slow.end_reason is None
+        assert len(await fast.next_changes(1)) == 1
+        hub.publish(_big(100))
+        assert slow.end_reason == "lagged" and fast.end_reason is None
+        assert await slow.next_changes(1) == []
+    assert hub.pending_bytes == 0
+
+
+async def test_over_the_budget_the_reader_holding_most_goes_first():
+    hub = Hub(max_pending_bytes=1 << 20, budget_bytes=30_000)
+    with hub.subscribe() as slowest, hub.subscribe() as slow:
+        for _ in range(2):
+            hub.publish(_big(8_000))
+        await slow.next_changes(1)
+        # a change both wait for counts once: 3 x 8 kB, under the budget
+        hub.publish(_big(8_000))
+        assert slowest.end_reason is None and hub.pending_bytes < 30_000
+        hub.publish(_big(8_000))
+        assert slowest.end_reason == "lagged" and slow.end_reason is None
+        assert 16_000 < hub.pending_bytes < 17_000

@@ -1,0 +1,80 @@
+"""Query parameters and headers as the API takes them: strict ASCII numbers, times with a
+zone, the ``Idempotency-Key`` and ``Prefer: wait`` headers. Each refuses bad input with a
+400 that names the parameter.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import datetime
+
+from aiohttp import web
+
+from .errors import InvalidRequest
+from .models import now_ms
+
+#: numbers as JSON writes them, in ASCII digits: no ``1_0``, no Arabic-Indic or other digits
+_NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?", re.ASCII)
+_INTEGER = re.compile(r"-?[0-9]{1,20}", re.ASCII)
+
+
+def number(value: str, name: str, low: float, high: float) -> float:
+    """A number of seconds from ``low`` to ``high``."""
+    if not _NUMBER.fullmatch(value):
+        raise InvalidRequest(f"{name} must be a number of seconds, not {value[:40]!r}")
+    parsed = float(value)
+    if not math.isfinite(parsed) or not low <= parsed <= high:
+        raise InvalidRequest(f"{name} must be between {low:g} and {high:g}")
+    return parsed
+
+
+def integer(value: str, name: str) -> int:
+    """A 32-bit integer."""
+    if not _INTEGER.fullmatch(value):
+        raise InvalidRequest(f"{name} must be an integer, not {value[:40]!r}")
+    parsed = int(value)
+    if not -(2**31) <= parsed < 2**31:
+        raise InvalidRequest(f"{name} must fit in 32 bits")
+    return parsed
+
+
+#: how far ahead a job may be scheduled, in seconds
+MAX_DELAY_S = 365 * 86400
+
+
+def run_at_ms(value: str) -> int:
+    """An ISO-8601 time with a zone (``Z`` or an offset) as epoch milliseconds."""
+    try:
+        stamp = datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidRequest(f"run_at must be an ISO-8601 time, not {value[:40]!r}") from None
+    if stamp.tzinfo is None:
+        raise InvalidRequest("run_at must name its time zone, e.g. 2026-11-25T17:00:00Z")
+    ms = round(stamp.timestamp() * 1000)
+    if ms > now_ms() + MAX_DELAY_S * 1000:
+        raise InvalidRequest("run_at must be less than a year ahead")
+    return ms
+
+
+def idempotency_key(request: web.Request) -> str | None:
+    """The ``Idempotency-Key`` header: 1 to 255 printable ASCII characters."""
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        return None
+    key = key.strip()
+    if len(key) >= 2 and key[0] == key[-1] == '"':
+        key = key[1:-1]  # the IETF draft sends it as a structured-field string
+    if not 1 <= len(key) <= 255 or not key.isascii() or not key.isprintable():
+        raise InvalidRequest("Idempotency-Key must be 1 to 255 printable ASCII characters")
+    return key
+
+
+def prefer_wait(request: web.Request) -> str | None:
+    """The ``wait`` preference of RFC 7240, if any."""
+    for header in request.headers.getall("Prefer", ()):
+        for preference in header.split(","):
+            name, _, value = preference.strip().partition("=")
+            if name.strip().lower() == "wait":
+                return value.strip().strip('"')
+    return None
