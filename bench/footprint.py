@@ -41,6 +41,7 @@ shutdown_grace_s = 0.1
 workers = {LOAD}
 [limits]
 max_backlog = {LOAD * 10}
+max_long_polls = {LOAD}
 """
 
 
