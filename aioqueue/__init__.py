@@ -20,7 +20,7 @@ def __getattr__(name: str) -> Any:
 
         return getattr(engine, name)
     if name == "aioqueue_app":
-        from .app import aioqueue_app
+        from .http.app import aioqueue_app
 
         return aioqueue_app
     raise AttributeError(f"module 'aioqueue' has no attribute {name!r}")

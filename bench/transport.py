@@ -23,9 +23,9 @@ from aiohttp import web
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _harness import free_port, require_wrk, wrk  # noqa: E402
 
-from aioqueue.app import create_app  # noqa: E402
+from aioqueue.http.app import create_app  # noqa: E402
 from aioqueue.config import Settings, StorageSettings  # noqa: E402
-from aioqueue.transport import GuardedRunner  # noqa: E402
+from aioqueue.http.transport import GuardedRunner  # noqa: E402
 
 
 async def cpu_us_per_request(guarded: bool, folder: Path, seconds: float) -> float:

@@ -25,6 +25,6 @@ def _die_with_the_launcher() -> None:
 if __name__ == "__main__":
     if getattr(sys, "frozen", False) and sys.platform == "linux":
         _die_with_the_launcher()
-    from aioqueue.cli import main
+    from aioqueue.cli.main import main
 
     sys.exit(main())

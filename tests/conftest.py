@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from aioqueue.app import create_app
+from aioqueue.http.app import create_app
 from aioqueue.config import EngineSettings, Settings, StorageSettings
 
 

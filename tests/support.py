@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 
-from aioqueue.app import create_app
+from aioqueue.http.app import create_app
 from aioqueue.config import Settings
 from aioqueue.engine import Registry
 

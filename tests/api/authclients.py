@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aioqueue.auth import hash_token
+from aioqueue.http.tokens import hash_token
 from aioqueue.config import TokenSettings
 
 #: name -> (token, processes, admin) of the clients every authenticated test server knows

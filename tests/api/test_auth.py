@@ -7,9 +7,9 @@ import dataclasses
 import pytest
 from aiohttp import web
 
-from aioqueue.api import ENGINE
-from aioqueue.api_auth import owner_of
-from aioqueue.app import create_app
+from aioqueue.http.routes import ENGINE
+from aioqueue.http.auth import owner_of
+from aioqueue.http.app import create_app
 from aioqueue.config import AuthSettings
 from tests.api.authclients import CLIENTS, auth, token_settings
 

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from aioqueue.api import ENGINE
+from aioqueue.http.routes import ENGINE
 from aioqueue.engine import Registry
 
 

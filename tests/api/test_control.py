@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from aioqueue.api import ENGINE
+from aioqueue.http.routes import ENGINE
 from aioqueue.engine import Registry
 
 from tests.helpers.lifecycle import BASE, gated_registry, get, submit, until

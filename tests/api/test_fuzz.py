@@ -19,8 +19,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from aioqueue import sse
-from aioqueue.app import create_app
+from aioqueue.http import sse
+from aioqueue.http.app import create_app
 from aioqueue.config import (
     AuthSettings, EngineSettings, EventSettings, ServerSettings, Settings, StorageSettings,
 )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-import aioqueue.app
+import aioqueue.http.app
 from aioqueue.store import store_for
 from tests.faults import FaultyStore
 
@@ -19,7 +19,7 @@ def faulty(monkeypatch):
         made.append(store)
         return store
 
-    monkeypatch.setattr(aioqueue.app, "store_for", faulty_store)
+    monkeypatch.setattr(aioqueue.http.app, "store_for", faulty_store)
     return made
 
 

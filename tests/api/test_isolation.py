@@ -13,7 +13,7 @@ import uuid
 import aiohttp
 import pytest
 
-from aioqueue.app import create_app
+from aioqueue.http.app import create_app
 from tests.api.authclients import auth
 from tests.helpers.sse import next_event
 

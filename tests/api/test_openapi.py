@@ -13,7 +13,7 @@ from schemathesis.specs.openapi.checks import (
 from hypothesis import HealthCheck, given, settings as hypothesis_settings
 from tests.support import has_route, server_thread
 
-from aioqueue.openapi import build_openapi
+from aioqueue.http.openapi import build_openapi
 
 
 def _operations(document: dict) -> list[tuple[str, str, str]]:

@@ -127,7 +127,7 @@ async def test_live_mode_follows_the_event_stream_and_sends_the_token(aiohttp_se
     the token typed on the page goes out as a bearer token."""
     from aiohttp import web
 
-    from aioqueue import ui
+    from aioqueue.http import ui
 
     seen_tokens: list[str | None] = []
     send, finish = asyncio.Event(), asyncio.Event()

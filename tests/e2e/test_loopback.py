@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from aioqueue.auth import config_lines, new_token
+from aioqueue.http.tokens import config_lines, new_token
 
 pytestmark = pytest.mark.e2e
 

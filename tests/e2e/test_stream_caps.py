@@ -9,7 +9,7 @@ import time
 import aiohttp
 import pytest
 
-from aioqueue.auth import config_lines, new_token
+from aioqueue.http.tokens import config_lines, new_token
 
 from .server import ServerProcess
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from aioqueue.auth import config_lines, new_token
+from aioqueue.http.tokens import config_lines, new_token
 from tests.e2e.server import ServerProcess
 from tests.helpers.rawhttp import close, closed_by_peer, connect, read_answer
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from aioqueue.hub import Hub
+from aioqueue.http.hub import Hub
 from aioqueue.models import Job, JobState, new_job_id, progress_json
 
 

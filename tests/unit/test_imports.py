@@ -40,7 +40,7 @@ def test_the_client_imports_nothing_of_the_server():
 
 
 def test_the_client_commands_use_only_the_client():
-    server = {n for n in _imports(PACKAGE / "commands.py") if n.startswith("aioqueue")
+    server = {n for n in _imports(PACKAGE / "cli" / "client.py") if n.startswith("aioqueue")
               and not n.startswith("aioqueue.client")}
     assert not server
 

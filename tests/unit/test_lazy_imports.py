@@ -10,12 +10,12 @@ import subprocess
 import sys
 import textwrap
 
-LAZY = ("jsonschema", "aioqueue.openapi", "smtplib")
+LAZY = ("jsonschema", "aioqueue.http.openapi", "smtplib")
 
 SCRIPT = textwrap.dedent("""
     import asyncio, sys
     from aiohttp.test_utils import TestClient, TestServer
-    from aioqueue.app import create_app
+    from aioqueue.http.app import create_app
     from aioqueue.config import Settings, StorageSettings
 
     LAZY = {lazy!r}
@@ -38,4 +38,4 @@ def test_the_started_server_imports_them_only_when_first_needed(tmp_path):
     out = subprocess.run([sys.executable, "-c", SCRIPT, str(tmp_path / "jobs.db")],
                          capture_output=True, text=True, timeout=60, check=True).stdout
     assert "idle []" in out, out
-    assert "used ['jsonschema', 'aioqueue.openapi']" in out, out
+    assert "used ['jsonschema', 'aioqueue.http.openapi']" in out, out

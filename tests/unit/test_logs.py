@@ -13,7 +13,7 @@ import pytest
 
 from aioqueue.engine.context import CURRENT_JOB
 from aioqueue.errors import ConfigError
-from aioqueue.logs import configure, priority
+from aioqueue.cli.logs import configure, priority
 
 log = logging.getLogger("aioqueue.test")
 

@@ -9,7 +9,7 @@ import pytest
 from aioqueue.config import LimitSettings
 from aioqueue.engine.backlog import Backlog
 from aioqueue.errors import Overloaded
-from aioqueue.ratelimit import RateLimiter
+from aioqueue.http.ratelimit import RateLimiter
 from tests.factories import make_job
 
 

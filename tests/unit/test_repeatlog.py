@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from aioqueue.repeatlog import RepeatLog
+from aioqueue.http.repeatlog import RepeatLog
 
 
 def test_a_storm_of_events_logs_once_per_interval_with_its_count(caplog):

@@ -6,9 +6,9 @@ import hmac
 
 import pytest
 
-from aioqueue import auth
-from aioqueue.auth import OPEN, TokenTable, check_listen, hash_token, is_loopback
-from aioqueue.cli import main
+from aioqueue.http import tokens as auth
+from aioqueue.http.tokens import OPEN, TokenTable, check_listen, hash_token, is_loopback
+from aioqueue.cli.main import main
 from aioqueue.config import TokenSettings, load_settings
 from aioqueue.errors import ConfigError
 

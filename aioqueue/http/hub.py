@@ -20,8 +20,8 @@ import itertools
 
 import orjson
 
-from .engine.observer import JobObserver
-from .models import Job, now_ms
+from ..engine.observer import JobObserver
+from ..models import Job, now_ms
 
 
 class Change:

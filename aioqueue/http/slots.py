@@ -11,7 +11,7 @@ import contextlib
 from collections import Counter
 from collections.abc import Iterator
 
-from .errors import Overloaded
+from ..errors import Overloaded
 
 
 class Slots:

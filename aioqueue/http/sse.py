@@ -17,11 +17,11 @@ import re
 import orjson
 from aiohttp import web
 
-from .api import ENGINE, SETTINGS, _job_id, owner_of
-from .api_auth import creator_of
-from .errors import JobNotFound
+from .routes import ENGINE, SETTINGS, _job_id, owner_of
+from .auth import creator_of
+from ..errors import JobNotFound
 from .hub import Hub, Subscription
-from .models import Job
+from ..models import Job
 from .mount import job_base
 from .slots import Slots
 

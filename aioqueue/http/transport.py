@@ -28,8 +28,8 @@ from aiohttp.http_exceptions import (
 )
 from aiohttp.streams import StreamReader
 
-from .api import REPEATS, SETTINGS, error_body, json_response
-from .config import ServerSettings
+from .routes import REPEATS, SETTINGS, error_body, json_response
+from ..config import ServerSettings
 from .repeatlog import RepeatLog
 
 log = logging.getLogger("aioqueue.transport")

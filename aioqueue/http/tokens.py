@@ -16,8 +16,8 @@ import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from .config import TokenSettings
-from .errors import ConfigError
+from ..config import TokenSettings
+from ..errors import ConfigError
 
 #: processes entry that allows every process
 ALL_PROCESSES = "*"

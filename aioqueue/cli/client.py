@@ -17,7 +17,7 @@ from typing import Any, TextIO
 
 import orjson
 
-from .client import DEFAULT_URL, ApiError, AsyncClient, ClientError, Job
+from ..client import DEFAULT_URL, ApiError, AsyncClient, ClientError, Job
 
 EXIT_FAILED = 1
 EXIT_ERROR = 2

@@ -23,8 +23,8 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from .config import ServerSettings
-from .errors import AioqueueError, Forbidden
+from ..config import ServerSettings
+from ..errors import AioqueueError, Forbidden
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _JSON = "application/json"

@@ -19,8 +19,8 @@ from typing import TextIO
 
 import orjson
 
-from .engine.context import CURRENT_JOB
-from .errors import ConfigError
+from ..engine.context import CURRENT_JOB
+from ..errors import ConfigError
 
 FORMATS = ("plain", "json")
 

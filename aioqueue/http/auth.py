@@ -12,8 +12,8 @@ from typing import Any
 
 from aiohttp import web
 
-from .auth import Principal, TokenTable
-from .errors import Forbidden, Overloaded, Unauthorized
+from .tokens import Principal, TokenTable
+from ..errors import Forbidden, Overloaded, Unauthorized
 from .mount import prefix
 from .ratelimit import RateLimiter
 

@@ -10,23 +10,23 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from . import sse, ui
-from .api import ENGINE, LONG_POLLS, REPEATS, SETTINGS, add_routes, error_middleware
-from .api_auth import LIMITER, TOKENS, auth_middleware
-from .api_browser import BrowserGuard
-from .auth import TokenTable, check_listen
-from .config import Settings
-from .engine import USER_REGISTRY, Engine, Registry, import_modules
-from .engine.command import command_process
-from .engine.retention import Retention
+from .routes import ENGINE, LONG_POLLS, REPEATS, SETTINGS, add_routes, error_middleware
+from .auth import LIMITER, TOKENS, auth_middleware
+from .browser import BrowserGuard
+from .tokens import TokenTable, check_listen
+from ..config import Settings
+from ..engine import USER_REGISTRY, Engine, Registry, import_modules
+from ..engine.command import command_process
+from ..engine.retention import Retention
 from .hub import Hub
 from .metrics import METRICS, Metrics, metrics_handler
-from .models import plural
-from .notify import Notifier
-from .processes import BUILTINS
+from ..models import plural
+from ..notify.delivery import Notifier
+from ..processes import BUILTINS
 from .ratelimit import RateLimiter
 from .repeatlog import RepeatLog
 from .slots import Slots
-from .store import store_for
+from ..store import store_for
 from .transport import GuardedRunner, throttle_accept_errors
 
 log = logging.getLogger("aioqueue")

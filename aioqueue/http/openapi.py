@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import __version__
-from .models import ErrorCode, JobState
+from .. import __version__
+from ..models import ErrorCode, JobState
 
 JOB_ID_PATTERN = "^[0-9a-f]{32}$"
 

@@ -17,9 +17,9 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
-from .api import ENGINE
-from .engine import Engine, JobObserver
-from .models import Job
+from .routes import ENGINE
+from ..engine import Engine, JobObserver
+from ..models import Job
 
 #: run time buckets in seconds, from quick echo jobs to hour-long batch work
 DURATION_BUCKETS_S = (0.005, 0.025, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)

@@ -12,8 +12,8 @@ import re
 import time
 from urllib.parse import urlsplit
 
-from .config import NotifySettings
-from .errors import InvalidRequest
+from ..config import NotifySettings
+from ..errors import InvalidRequest
 
 #: local@domain, the characters RFC 5322 allows unquoted; no display name, no list
 _EMAIL = re.compile(

@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from .errors import InvalidRequest
+from ..errors import InvalidRequest
 
 #: the range of integers orjson reads and writes exactly: int64 and uint64
 _LOW, _HIGH = -(2**63), 2**64 - 1

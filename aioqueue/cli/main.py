@@ -13,10 +13,12 @@ import os
 import sys
 from pathlib import Path
 
-from . import __version__, admin
-from .commands import CLIENT_COMMANDS, add_commands, add_connection_options, run
-from .config import Settings, load_settings
-from .errors import AioqueueError
+from .. import __version__
+
+from . import admin
+from .client import CLIENT_COMMANDS, add_commands, add_connection_options, run
+from ..config import Settings, load_settings
+from ..errors import AioqueueError
 
 EXIT_START = 2
 
@@ -55,7 +57,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _token_new(args: argparse.Namespace) -> int:
-    from .auth import config_lines, new_token
+    from ..http.tokens import config_lines, new_token
 
     token, digest = new_token()
     try:
@@ -112,7 +114,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     configure_logs(settings.server.log_level, settings.server.log_format)
     module_folders(args.config)
-    from .app import serve
+    from ..http.app import serve
 
     try:
         asyncio.run(serve(settings))
@@ -138,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command in admin.ADMIN_COMMANDS:
         return admin.run(args)
     if args.command == "check-config":
-        from .checkconfig import check_config
+        from .check import check_config
 
         module_folders(args.file)
         problems = check_config(args.file)

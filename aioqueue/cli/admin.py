@@ -9,8 +9,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .config import load_settings
-from .errors import AioqueueError
+from ..config import load_settings
+from ..errors import AioqueueError
 
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 PG_DUMP_HINT = ("{verb} of a PostgreSQL database is done with PostgreSQL's own tools: "
@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"aioqueue: {PG_DUMP_HINT.format(verb=args.command.capitalize())}",
                   file=sys.stderr)
             return 2
-        from .store.sqlite.backup import backup, restore
+        from ..store.sqlite.backup import backup, restore
 
         if args.command == "backup":
             copied = backup(db, args.dest)

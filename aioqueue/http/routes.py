@@ -16,19 +16,19 @@ import orjson
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from .api_auth import admit, creator_of, owner_of, principal_of
-from .api_browser import MisdirectedRequest
-from .config import Settings
-from .engine import Engine
-from .errors import (
+from .auth import admit, creator_of, owner_of, principal_of
+from .browser import MisdirectedRequest
+from ..config import Settings
+from ..engine import Engine
+from ..errors import (
     AioqueueError, DuplicateJob, Forbidden, IdempotencyConflict, InvalidRequest,
     InvalidTransition, JobNotFound, Overloaded, RetryLater, Unauthorized, Unavailable,
     UnknownProcess,
 )
 from .jsonbody import parse_json
-from .models import is_job_id
+from ..models import is_job_id
 from .mount import HEALTH_PATH, HEALTH_ROUTE, JOBS_PATH, job_base, prefix
-from .callbacks import check_callback_url, check_email
+from ..notify.signing import check_callback_url, check_email
 from .params import MAX_DELAY_S, idempotency_key, integer, number, prefer_wait, run_at_ms
 from .repeatlog import RepeatLog
 from .slots import Slots

@@ -11,8 +11,8 @@ from datetime import datetime
 
 from aiohttp import web
 
-from .errors import InvalidRequest
-from .models import now_ms
+from ..errors import InvalidRequest
+from ..models import now_ms
 
 #: numbers as JSON writes them, in ASCII digits: no ``1_0``, no Arabic-Indic or other digits
 _NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?", re.ASCII)
