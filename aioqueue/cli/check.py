@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..http.tokens import TokenTable, check_listen
 from ..config import load_settings
 from ..engine import import_modules
 from ..engine.command import command_process
 from ..errors import ConfigError
+from ..http.tokens import TokenTable, check_listen
 
 
 def check_config(path: str | Path) -> list[str]:

@@ -15,10 +15,10 @@ from pathlib import Path
 
 from .. import __version__
 
-from . import admin
-from .client import CLIENT_COMMANDS, add_commands, add_connection_options, run
 from ..config import Settings, load_settings
 from ..errors import AioqueueError
+from . import admin
+from .client import CLIENT_COMMANDS, add_commands, add_connection_options, run
 
 EXIT_START = 2
 

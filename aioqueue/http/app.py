@@ -9,39 +9,28 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from . import sse, ui
-from .routes import ENGINE, LONG_POLLS, REPEATS, SETTINGS, add_routes, error_middleware
-from .auth import LIMITER, TOKENS, auth_middleware
-from .browser import BrowserGuard
-from .tokens import TokenTable, check_listen
 from ..config import Settings
-from ..engine import USER_REGISTRY, Engine, Registry, import_modules
-from ..engine.command import command_process
+from ..engine import Engine, Registry
 from ..engine.retention import Retention
-from .hub import Hub
-from .metrics import METRICS, Metrics, metrics_handler
 from ..models import plural
-from ..notify.delivery import Notifier
-from ..processes import BUILTINS
+from ..notify import Notifier
+from ..processes import build_registry
+from ..store import store_for
+from . import sse, ui
+from .auth import auth_middleware
+from .browser import BrowserGuard
+from .hub import Hub
+from .keys import ENGINE, HUB, LIMITER, LONG_POLLS, METRICS, REPEATS, SETTINGS, STREAMS, TOKENS
+from .metrics import Metrics
 from .ratelimit import RateLimiter
 from .repeatlog import RepeatLog
+from .responses import error_middleware
+from .routes import add_routes
 from .slots import Slots
-from ..store import store_for
+from .tokens import TokenTable, check_listen
 from .transport import GuardedRunner, throttle_accept_errors
 
 log = logging.getLogger("aioqueue")
-
-
-def build_registry(settings: Settings) -> Registry:
-    """The built-ins (unless turned off) and every process of the configured modules."""
-    import_modules(settings.processes.modules)
-    registry = Registry()
-    if settings.processes.builtins:
-        registry.update(BUILTINS)
-    registry.update(USER_REGISTRY)
-    for name, command in settings.processes.commands.items():
-        registry.add(command_process(name, command))
-    return registry
 
 
 def create_app(settings: Settings, registry: Registry | None = None) -> web.Application:
@@ -60,8 +49,8 @@ def create_app(settings: Settings, registry: Registry | None = None) -> web.Appl
     events, limits = settings.events, settings.limits
     hub = Hub(events.max_pending, max_pending_bytes=events.max_pending_bytes,
               budget_bytes=events.buffer_budget_bytes)
-    app[sse.HUB] = hub
-    app[sse.STREAMS] = Slots("event streams", events.max_streams, events.max_streams_per_token)
+    app[HUB] = hub
+    app[STREAMS] = Slots("event streams", events.max_streams, events.max_streams_per_token)
     app[LONG_POLLS] = Slots("long polls", limits.max_long_polls, limits.max_long_polls_per_token)
     app[METRICS] = metrics
     app[TOKENS] = TokenTable(settings.auth.tokens)
@@ -97,7 +86,6 @@ def create_app(settings: Settings, registry: Registry | None = None) -> web.Appl
     app.on_shutdown.append(end_streams)
     add_routes(app)
     sse.add_routes(app)
-    app.router.add_get("/metrics", metrics_handler)
     ui.add_routes(app)
     return app
 

@@ -1,6 +1,6 @@
 """Authentication for the HTTP API: who is calling, which jobs they see, what they may submit.
 
-The middleware turns the request's token into a ``Principal`` (``auth.py`` does the
+The middleware turns the request's token into a ``Principal`` (``tokens`` does the
 checking) and refuses a missing or unknown one with 401; handlers then ask
 ``owner_of`` whose jobs the caller may see and ``admit`` whether it may submit.
 """
@@ -12,10 +12,10 @@ from typing import Any
 
 from aiohttp import web
 
-from .tokens import Principal, TokenTable
 from ..errors import Forbidden, Overloaded, Unauthorized
+from .keys import LIMITER, TOKENS
 from .mount import prefix
-from .ratelimit import RateLimiter
+from .tokens import Principal
 
 
 def _request_key(name: str) -> Any:
@@ -23,9 +23,6 @@ def _request_key(name: str) -> Any:
     maker = getattr(web, "RequestKey", None)
     return f"aioqueue.{name}" if maker is None else maker(name)
 
-
-TOKENS = web.AppKey("tokens", TokenTable)
-LIMITER = web.AppKey("limiter", RateLimiter)
 
 #: set on the request by the authentication middleware: the authenticated ``Principal``
 PRINCIPAL = _request_key("principal")

@@ -15,9 +15,8 @@ from typing import Any
 import orjson
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.exposition import generate_latest
 
-from .routes import ENGINE
 from ..engine import Engine, JobObserver
 from ..models import Job
 
@@ -123,12 +122,3 @@ def _error_code(job: Job) -> str:
         return str(orjson.loads(job.error).get("code", ""))
     except (orjson.JSONDecodeError, AttributeError):
         return ""
-
-
-METRICS = web.AppKey("metrics", Metrics)
-
-
-async def metrics_handler(request: web.Request) -> web.Response:
-    """GET /metrics"""
-    body = await request.app[METRICS].render(request.app[ENGINE])
-    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})

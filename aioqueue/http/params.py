@@ -1,6 +1,7 @@
-"""Query parameters and headers as the API takes them: strict ASCII numbers, times with a
-zone, the ``Idempotency-Key`` and ``Prefer: wait`` headers. Each refuses bad input with a
-400 that names the parameter.
+"""Reading a request, shared by every handler: the job id of the path, query parameters
+and headers as the API takes them (strict ASCII numbers, times with a zone, the
+``Idempotency-Key`` and ``Prefer: wait`` headers) and the JSON body. Each refuses bad
+input with a 400 that names the parameter.
 """
 
 from __future__ import annotations
@@ -8,11 +9,14 @@ from __future__ import annotations
 import math
 import re
 from datetime import datetime
+from typing import Any
 
 from aiohttp import web
 
-from ..errors import InvalidRequest
-from ..models import now_ms
+from ..errors import InvalidRequest, JobNotFound
+from ..models import is_job_id, now_ms
+from .jsonbody import parse_json
+from .keys import SETTINGS
 
 #: numbers as JSON writes them, in ASCII digits: no ``1_0``, no Arabic-Indic or other digits
 _NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?", re.ASCII)
@@ -78,3 +82,42 @@ def prefer_wait(request: web.Request) -> str | None:
             if name.strip().lower() == "wait":
                 return value.strip().strip('"')
     return None
+
+
+def priority(request: web.Request) -> int:
+    """The ``priority`` query parameter; 0 when absent."""
+    query = request.query
+    return integer(query["priority"], "priority") if "priority" in query else 0
+
+
+def wait_s(request: web.Request) -> tuple[float, bool]:
+    """Seconds to wait for the end, and whether they came from a ``Prefer`` header."""
+    limit = request.app[SETTINGS].server.max_return_timeout_s
+    query = request.query.get("return_timeout")
+    if query is not None:
+        return number(query, "return_timeout", 0, limit), False
+    prefer = prefer_wait(request)
+    if prefer is not None:
+        return number(prefer, "Prefer: wait", 0, limit), True
+    return 0.0, False
+
+
+def job_id(request: web.Request) -> str:
+    """The path's job id; 404 for one that cannot exist, as for a missing job."""
+    value = request.match_info["job_id"]
+    if not is_job_id(value):
+        raise JobNotFound("no such job")
+    return value
+
+
+async def read_input(request: web.Request) -> tuple[Any, bytes]:
+    """The JSON body and its bytes (no body: null)."""
+    raw = await request.read()  # BrowserGuard has checked that it is declared JSON
+    if not raw:
+        return None, b"null"
+    return parse_json(raw, request.app[SETTINGS].server.max_json_depth), raw
+
+
+def with_input(request: web.Request) -> bool:
+    """Whether ``?fields=input`` asks for the input in the answer."""
+    return "input" in request.query.get("fields", "").split(",")

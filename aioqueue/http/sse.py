@@ -17,17 +17,13 @@ import re
 import orjson
 from aiohttp import web
 
-from .routes import ENGINE, SETTINGS, _job_id, owner_of
-from .auth import creator_of
 from ..errors import JobNotFound
-from .hub import Hub, Subscription
 from ..models import Job
+from .auth import creator_of, owner_of
+from .hub import Hub, Subscription
+from .keys import ENGINE, HUB, SETTINGS, STREAMS
 from .mount import job_base
-from .slots import Slots
-
-HUB = web.AppKey("hub", Hub)
-#: the event streams open now, by token
-STREAMS = web.AppKey("streams", Slots)
+from .params import job_id
 
 _HEADERS = {
     "Content-Type": "text/event-stream",
@@ -106,12 +102,12 @@ async def _follow(
 
 async def job_events(request: web.Request) -> web.StreamResponse:
     """GET /async-process/{id}/events: the job now, then each change, until it ends."""
-    job_id = _job_id(request)
+    wanted = job_id(request)
     hub = request.app[HUB]
     last_event_id = request.headers.get("Last-Event-ID", "").strip()
     # subscribe before reading, so no change between the read and the stream is missed
-    with request.app[STREAMS].take(creator_of(request)), hub.subscribe(job_id=job_id) as sub:
-        job = await request.app[ENGINE].get(job_id, owner=owner_of(request))
+    with request.app[STREAMS].take(creator_of(request)), hub.subscribe(job_id=wanted) as sub:
+        job = await request.app[ENGINE].get(wanted, owner=owner_of(request))
         if job is None:
             raise JobNotFound("no such job")
         if job.terminal and last_event_id == "end":
@@ -122,7 +118,7 @@ async def job_events(request: web.Request) -> web.StreamResponse:
             with contextlib.suppress(ConnectionResetError):
                 await resp.write(_event("end", job, job_base(request)))
             return resp
-        current = hub.last_seq(job_id)
+        current = hub.last_seq(wanted)
         if seen is None or seen < current:
             with contextlib.suppress(ConnectionResetError):
                 await resp.write(_event(f"{hub.boot}.{current}", job, job_base(request)))

@@ -28,9 +28,10 @@ from aiohttp.http_exceptions import (
 )
 from aiohttp.streams import StreamReader
 
-from .routes import REPEATS, SETTINGS, error_body, json_response
 from ..config import ServerSettings
+from .keys import REPEATS, SETTINGS
 from .repeatlog import RepeatLog
+from .responses import error_body, json_response
 
 log = logging.getLogger("aioqueue.transport")
 

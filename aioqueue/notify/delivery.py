@@ -21,13 +21,14 @@ import time
 import aiohttp
 import orjson
 
-from .signing import check_callback_url, sign
 from ..config import NotifySettings
 from ..engine.observer import JobObserver
 from ..engine.retry import RetryPolicy
 from ..errors import ConfigError, InvalidRequest
 from ..models import Job, Notice, now_ms
 from ..store import JobStore
+from .recipients import check_callback_url
+from .signing import sign
 
 log = logging.getLogger(__name__)
 

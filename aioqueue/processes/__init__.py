@@ -1,5 +1,7 @@
-"""Built-in demo processes, so a fresh install has something to run."""
+"""The processes a server offers: built-in demo processes, so a fresh install has
+something to run, and the registry a server builds from its config."""
 
 from .builtin import BUILTINS
+from .loading import build_registry
 
-__all__ = ["BUILTINS"]
+__all__ = ["BUILTINS", "build_registry"]

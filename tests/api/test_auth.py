@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 from aiohttp import web
 
-from aioqueue.http.routes import ENGINE
+from aioqueue.http.keys import ENGINE
 from aioqueue.http.auth import owner_of
 from aioqueue.http.app import create_app
 from aioqueue.config import AuthSettings

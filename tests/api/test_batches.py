@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from aioqueue.http.routes import ENGINE
+from aioqueue.http.keys import ENGINE
 from aioqueue.engine import Registry
 
 

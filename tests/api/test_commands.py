@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from aioqueue.http.app import build_registry
+from aioqueue.processes import build_registry
 from aioqueue.config import CommandSettings, ProcessSettings, Settings, load_settings
 from aioqueue.errors import ConfigError
 from aioqueue.models import JobState

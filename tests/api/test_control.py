@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from aioqueue.http.routes import ENGINE
+from aioqueue.http.keys import ENGINE
 from aioqueue.engine import Registry
 
 from tests.helpers.lifecycle import BASE, gated_registry, get, submit, until

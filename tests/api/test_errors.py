@@ -7,7 +7,7 @@ import sqlite3
 
 import pytest
 
-from aioqueue.http.routes import ENGINE
+from aioqueue.http.keys import ENGINE
 from tests.api.authclients import auth
 
 SECRET = "SELECT owner FROM jobs WHERE /var/lib/aioqueue/secret.db"

@@ -19,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from aioqueue.http import sse
+from aioqueue.http.keys import HUB
 from aioqueue.http.app import create_app
 from aioqueue.config import (
     AuthSettings, EngineSettings, EventSettings, ServerSettings, Settings, StorageSettings,
@@ -207,7 +207,7 @@ def requests(draw, server: _Server, method: str, template: str) -> tuple[str, by
     token = draw(st.sampled_from([CLIENTS["alice"][0], CLIENTS["root"][0],
                                   CLIENTS["echoer"][0], "bogus", None]))
     headers = draw(st.dictionaries(st.sampled_from(HEADER_NAMES), header_text, max_size=4))
-    for name, values in (("Last-Event-ID", last_event_ids(server.app[sse.HUB].boot)),
+    for name, values in (("Last-Event-ID", last_event_ids(server.app[HUB].boot)),
                          ("Idempotency-Key", idempotency_keys), ("Prefer", prefer_values)):
         if draw(st.booleans()):
             headers[name] = draw(values)
@@ -280,7 +280,7 @@ def _first_event(server: _Server, path: str, headers: dict[str, str]) -> tuple[i
 @given(last_event_id=st.data())
 def test_any_last_event_id_gets_a_whole_stream(server, live_job, last_event_id):
     """An id of this run with a huge seq once wrote a raw 500 into the started stream."""
-    value = last_event_id.draw(last_event_ids(server.app[sse.HUB].boot))
+    value = last_event_id.draw(last_event_ids(server.app[HUB].boot))
     status, seen = _first_event(server, f"/async-process/{live_job}/events",
                                 {"X-TOKEN": CLIENTS["root"][0], "Last-Event-ID": value})
     assert status == 200

@@ -7,7 +7,7 @@ from collections import Counter
 
 import aiohttp
 
-from aioqueue.http.routes import ENGINE
+from aioqueue.http.keys import ENGINE
 from tests.api.authclients import auth
 
 SUBMIT = "/async-process/?process=hold"

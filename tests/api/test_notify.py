@@ -12,7 +12,7 @@ from aiohttp import web
 from aiosmtpd.smtp import SMTP as SMTPServer
 from aiosmtpd.smtp import AuthResult
 
-from aioqueue.http.routes import ENGINE
+from aioqueue.http.keys import ENGINE
 
 # the test SMTP server takes a login without TLS, which aiosmtpd rightly warns about
 pytestmark = pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from aioqueue.http.routes import ENGINE
+from aioqueue.http.keys import ENGINE
 from aioqueue.engine import Registry
 from aioqueue.engine.retry import RetryPolicy
 from aioqueue.models import now_ms

@@ -212,7 +212,7 @@ async def test_health_and_processes(client):
 
 
 async def test_submissions_during_shutdown_get_503_with_retry_after(client):
-    from aioqueue.http.routes import ENGINE
+    from aioqueue.http.keys import ENGINE
 
     await client.server.app[ENGINE].drain(0)
     resp = await client.post("/async-process/?process=echo", json=1)

@@ -6,10 +6,9 @@ import time
 
 import pytest
 
-from aioqueue.notify.signing import check_callback_url, sign, verify
+from aioqueue.notify import Notifier, check_callback_url, sign, verify
 from aioqueue.config import NotifySettings
 from aioqueue.errors import ConfigError, InvalidRequest
-from aioqueue.notify.delivery import Notifier
 
 BODY = b'{"id":"x","state":"success"}'
 

@@ -1,11 +1,20 @@
-"""The direction of imports: the client needs no server module, the engine no HTTP or metrics."""
+"""The direction of imports, walked with ``ast`` (so imports behind ``TYPE_CHECKING`` count).
+
+The layers, top to bottom: ``cli`` -> ``http`` -> ``notify`` -> ``processes`` -> ``engine``
+-> ``store``, with the vocabulary (errors, models, config) below them all. A module imports
+only from its own layer and the ones below; nothing imports ``cli``; the client imports
+no server module; the engine and the store never import aiohttp or prometheus.
+"""
 
 from __future__ import annotations
 
 import ast
 from pathlib import Path
 
+import pytest
+
 PACKAGE = Path(__file__).resolve().parents[2] / "aioqueue"
+LAYERS = ["cli", "http", "notify", "processes", "engine", "store"]
 
 
 def _imports(path: Path) -> set[str]:
@@ -45,10 +54,40 @@ def test_the_client_commands_use_only_the_client():
     assert not server
 
 
-def test_the_engine_never_imports_http_or_prometheus():
-    for path in _modules("engine"):
+@pytest.mark.parametrize("folder", ["engine", "store"])
+def test_the_engine_and_the_store_never_import_http_or_prometheus(folder):
+    for path in _modules(folder):
         bad = {n for n in _imports(path) if n.split(".")[0] in ("aiohttp", "prometheus_client")}
         assert not bad, f"{path.name} imports {bad}"
+
+
+def _layer(module: str) -> str | None:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 and parts[1] in LAYERS else None
+
+
+def test_the_top_level_shows_the_layers():
+    folders = {p.name for p in PACKAGE.iterdir() if (p / "__init__.py").exists()}
+    assert set(LAYERS) | {"client"} <= folders
+    loose = {p.stem for p in PACKAGE.glob("*.py")}
+    assert loose <= {"__init__", "__main__", "errors", "models", "config", "validation"}, loose
+
+
+def test_imports_point_down_the_layers():
+    for module, targets in _graph().items():
+        if module in ("aioqueue", "aioqueue.__main__"):
+            continue  # the facade (``aioqueue.process``) and ``python -m aioqueue``
+        own = _layer(module)
+        allowed = LAYERS[LAYERS.index(own):] if own else []
+        for target in targets:
+            layer = _layer(target)
+            assert layer is None or layer in allowed, f"{module} imports {target}"
+
+
+def test_nothing_imports_the_command_line():
+    for module, targets in _graph().items():
+        if _layer(module) != "cli" and module != "aioqueue.__main__":
+            assert not {t for t in targets if _layer(t) == "cli"}, module
 
 
 #: database drivers: only a backend under ``aioqueue/store/<backend>/`` may import one
@@ -121,7 +160,7 @@ def test_only_the_store_and_the_command_line_import_a_backend():
     """The engine, HTTP and notifier see the contract; the factory picks the backend."""
     for path in _modules("."):
         inside = path.relative_to(PACKAGE).parts
-        if inside[0] in ("store", "cli", "cli.py", "admin.py"):
+        if inside[0] in ("store", "cli"):
             continue
         backends = {n for n in _imports(path)
                     if n.startswith("aioqueue.store.") and n.split(".")[2] not in

@@ -6,7 +6,7 @@ import hmac
 
 import pytest
 
-from aioqueue.http import tokens as auth
+from aioqueue.http import tokens
 from aioqueue.http.tokens import OPEN, TokenTable, check_listen, hash_token, is_loopback
 from aioqueue.cli.main import main
 from aioqueue.config import TokenSettings, load_settings
@@ -39,7 +39,7 @@ def test_every_lookup_ends_in_a_constant_time_comparison(monkeypatch):
         calls.append((x, y))
         return real(x, y)
 
-    monkeypatch.setattr(auth.hmac, "compare_digest", spy)
+    monkeypatch.setattr(tokens.hmac, "compare_digest", spy)
     table = TokenTable([TokenSettings(name="a", sha256=HASH_A, processes=["*"])])
     assert table.authenticate("token-a") is not None
     assert table.authenticate("unknown") is None
