@@ -1,11 +1,11 @@
-"""The one place that wires settings, store, engine and HTTP together."""
+"""The one place that wires settings, store, engine, notifier and HTTP together."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
@@ -20,7 +20,9 @@ from . import sse, ui
 from .auth import auth_middleware
 from .browser import BrowserGuard
 from .hub import Hub
-from .keys import ENGINE, HUB, LIMITER, LONG_POLLS, METRICS, REPEATS, SETTINGS, STREAMS, TOKENS
+from .keys import (
+    ENGINE, HUB, LIMITER, LONG_POLLS, METRICS, REPEATS, SETTINGS, STORE, STREAMS, TOKENS,
+)
 from .metrics import Metrics
 from .ratelimit import RateLimiter
 from .repeatlog import RepeatLog
@@ -34,7 +36,14 @@ log = logging.getLogger("aioqueue")
 
 
 def create_app(settings: Settings, registry: Registry | None = None) -> web.Application:
-    """An aiohttp application that opens the store and starts the engine on start-up."""
+    """An aiohttp application whose resources start with it and stop with it.
+
+    Each resource has its own cleanup context, so they start in order (store, engine,
+    notifier, retention) and stop in the reverse order, each once. Before that, on
+    shutdown (no new connections, requests in flight still answered, notices still
+    sent), the engine drains: it accepts no new job, lets the running ones end within
+    ``server.shutdown_grace_s`` and re-queues the rest; then the event streams end.
+    """
     if registry is None:
         registry = build_registry(settings)
     metrics = Metrics()
@@ -47,47 +56,65 @@ def create_app(settings: Settings, registry: Registry | None = None) -> web.Appl
     app[REPEATS] = RepeatLog(settings.server.repeat_log_interval_s)
     app.on_response_prepare.append(guard.on_response_prepare)
     events, limits = settings.events, settings.limits
-    hub = Hub(events.max_pending, max_pending_bytes=events.max_pending_bytes,
-              budget_bytes=events.buffer_budget_bytes)
-    app[HUB] = hub
+    app[HUB] = Hub(events.max_pending, max_pending_bytes=events.max_pending_bytes,
+                   budget_bytes=events.buffer_budget_bytes)
     app[STREAMS] = Slots("event streams", events.max_streams, events.max_streams_per_token)
     app[LONG_POLLS] = Slots("long polls", limits.max_long_polls, limits.max_long_polls_per_token)
     app[METRICS] = metrics
     app[TOKENS] = TokenTable(settings.auth.tokens)
     app[LIMITER] = RateLimiter(settings.limits.rate_per_s, settings.limits.rate_burst)
-
-    store = store_for(settings.storage)  # a bad location stops here, before any socket
-
-    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
-        await store.open()
-        notifier = Notifier(store, settings.notify)
-
-        engine = Engine(store, registry, settings.engine, limits=settings.limits)
-        engine.observers += [hub, notifier, metrics]
-        retention = Retention(store, settings.retention)
-        app[ENGINE] = engine
-        try:
-            await engine.start()
-            # after recovery, whose interrupted jobs may have queued notices
-            await notifier.start()
-            retention.start()
-            yield
-            await retention.stop()
-            await engine.drain(settings.server.shutdown_grace_s)
-        finally:
-            await retention.stop()
-            await notifier.close()
-            await store.close()
-
-    async def end_streams(app: web.Application) -> None:
-        hub.close()
-
-    app.cleanup_ctx.append(lifecycle)
-    app.on_shutdown.append(end_streams)
+    app[STORE] = store_for(settings.storage)  # a bad location stops here, before any socket
+    app.cleanup_ctx.extend([_store, _engine(registry), _notifier, _retention])
+    app.on_shutdown.extend([_drain, _end_streams])
     add_routes(app)
     sse.add_routes(app)
     ui.add_routes(app)
     return app
+
+
+async def _store(app: web.Application) -> AsyncIterator[None]:
+    await app[STORE].open()
+    yield
+    await app[STORE].close()
+
+
+def _engine(registry: Registry) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def engine(app: web.Application) -> AsyncIterator[None]:
+        settings = app[SETTINGS]
+        engine = Engine(app[STORE], registry, settings.engine, limits=settings.limits)
+        engine.observers += [app[HUB], app[METRICS]]
+        app[ENGINE] = engine
+        await engine.start()
+        yield
+        # the shutdown drained it (``_drain``); this stops an engine no shutdown reached,
+        # when a resource after it failed to start
+        await engine.drain(0)
+
+    return engine
+
+
+async def _notifier(app: web.Application) -> AsyncIterator[None]:
+    notifier = Notifier(app[STORE], app[SETTINGS].notify)
+    app[ENGINE].observers.append(notifier)
+    # after the engine's start: its recovery may have queued notices of interrupted jobs
+    await notifier.start()
+    yield
+    await notifier.close()
+
+
+async def _retention(app: web.Application) -> AsyncIterator[None]:
+    retention = Retention(app[STORE], app[SETTINGS].retention)
+    retention.start()
+    yield
+    await retention.stop()
+
+
+async def _drain(app: web.Application) -> None:
+    await app[ENGINE].drain(app[SETTINGS].server.shutdown_grace_s)
+
+
+async def _end_streams(app: web.Application) -> None:
+    app[HUB].close()
 
 
 def aioqueue_app(settings: Settings | None = None,
@@ -126,14 +153,15 @@ async def serve(settings: Settings) -> None:
         log.info("%s configured: every request but /health, /openapi.json and /ui "
                  "needs one", plural(len(tokens), "token"))
     runner = GuardedRunner(app, shutdown_timeout=5)
-    await runner.setup()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     throttle_accept_errors(loop, runner.repeats)
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    location = app[ENGINE].store.location
+    location = app[STORE].location
     try:
+        # inside: a resource that fails to start stops those started before it
+        await runner.setup()
         site = web.TCPSite(runner, settings.server.host, settings.server.port)
         await site.start()
         for host, port in (a[:2] for a in runner.addresses):
@@ -141,7 +169,6 @@ async def serve(settings: Settings) -> None:
                      host, port, location)
         await stop.wait()
         log.info("stopping: draining jobs for up to %.1f s", settings.server.shutdown_grace_s)
-        await app[ENGINE].drain(settings.server.shutdown_grace_s)
     finally:
         await runner.cleanup()
         log.info("stopped")
