@@ -9,6 +9,7 @@ allow is ``InvalidTransition`` naming that state; a job the caller may not see i
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hashlib
@@ -17,9 +18,11 @@ from typing import Any
 
 import orjson
 
-from ..errors import IdempotencyConflict, InvalidRequest, InvalidTransition, JobNotFound
+from ..errors import (
+    IdempotencyConflict, InvalidRequest, InvalidTransition, JobNotFound, Unavailable,
+)
 from ..models import TERMINAL, ErrorCode, Job, JobState, error_json, now_ms, sources
-from ..store import JobStore
+from ..store import JobStore, StoreListener
 from .observer import Observers
 from .pool import WorkerPool
 from .waiters import Waiters
@@ -32,8 +35,9 @@ MAX_PAGE = 1000
 _TRIES = range(3)
 
 
-class JobControl:
-    """The client's side of a job's life, after its submission."""
+class JobControl(StoreListener):
+    """The client's side of a job's life, after its submission; also told by the store of
+    what clients of other servers on the same database did."""
 
     def __init__(self, store: JobStore, pool: WorkerPool, waiters: Waiters,
                  observers: Observers, note_queued: Callable[[int], None]) -> None:
@@ -42,6 +46,7 @@ class JobControl:
         self.waiters = waiters
         self.observers = observers
         self.note_queued = note_queued
+        self._following: set[asyncio.Future] = set()
 
     async def get(self, job_id: str, *, owner: str | None = None) -> Job | None:
         """The job as committed, or None; with ``owner``, only if that client owns it."""
@@ -155,6 +160,43 @@ class JobControl:
         page = rows[:limit]
         cursor = encode_cursor(page[-1][0]) if len(rows) > limit else None
         return [job for _, job in page], cursor
+
+    # ---------------------------------------------------------------- other servers
+
+    def jobs_due(self, scheduled_at_ms: int) -> None:
+        """Another server queued a job due then: the dispatcher may have to wake earlier."""
+        self.note_queued(scheduled_at_ms)
+
+    def job_changed(self, job_id: str) -> None:
+        """Another server changed this job: bring its handler here (if it runs here), its
+        waiters and the observers in line with the store."""
+        task = asyncio.ensure_future(self._follow(job_id))
+        self._following.add(task)
+        task.add_done_callback(self._following.discard)
+
+    async def _follow(self, job_id: str) -> None:
+        try:
+            job = await self.store.get(job_id)
+        except Unavailable:
+            return  # a lost notice costs latency only
+        if job is None:
+            return
+        run = self.pool.running.get(job_id)
+        if run is not None and run.ending:
+            run = None  # its worker is writing its outcome, which the store then guards
+        if job.terminal:
+            if run is not None:
+                run.stop("cancel")
+            self.observers.ended(job)
+            return
+        if run is not None:
+            if job.state is JobState.PAUSED:
+                run.pause()
+            elif job.state is JobState.RUNNING:
+                run.resume()
+        elif job.state is JobState.QUEUED:
+            self.note_queued(job.scheduled_at_ms)
+        self.observers.changed(job)
 
     async def _refuse(self, job_id: str, owner: str | None, verb: str,
                       allowed: Collection[JobState], tries: int) -> None:

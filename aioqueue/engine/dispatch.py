@@ -13,7 +13,7 @@ import logging
 
 from ..errors import Unavailable
 from ..models import now_ms
-from ..store import JobStore, StoreListener
+from ..store import JobStore
 from .arrivals import Arrivals
 from .health import WriteHealth
 from .observer import Observers
@@ -23,7 +23,7 @@ from .registry import Registry
 log = logging.getLogger(__name__)
 
 
-class Dispatcher(StoreListener):
+class Dispatcher:
     """Fills the pool's free slots from the queue, in priority then time order."""
 
     def __init__(self, store: JobStore, registry: Registry, pool: WorkerPool,
@@ -71,7 +71,7 @@ class Dispatcher(StoreListener):
             self._wake.set()
         self.arrivals.notify()
 
-    # ---------------------------------------------------------------- pool and store news
+    # ---------------------------------------------------------------- the pool's news
 
     def slot_freed(self, process: str) -> None:
         if self.next_due_ms is not None or process in self._full:
@@ -80,10 +80,6 @@ class Dispatcher(StoreListener):
     def process_freed(self, process: str) -> None:
         if process in self._full:  # below its concurrency limit: its jobs may be due
             self.note_queued(now_ms())
-
-    def jobs_due(self, scheduled_at_ms: int) -> None:
-        """Another server queued a job (``StoreListener``)."""
-        self.note_queued(scheduled_at_ms)
 
     # ---------------------------------------------------------------- the loop
 

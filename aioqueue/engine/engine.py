@@ -93,7 +93,7 @@ class Engine:
             log.warning("recovered %s: %d re-queued, %d interrupted",
                         plural(requeued + interrupted, "running job"), requeued, interrupted)
         await self.backlog.start()
-        self.store.subscribe(self.dispatcher)
+        self.store.subscribe(self.control)  # what other servers on the database do
         await self.dispatcher.start()
         self.pool.start()
         self.accepting = True

@@ -40,7 +40,8 @@ class StoreListener:
 
     A backend that only this process writes (SQLite) never calls it. One shared by several
     servers (PostgreSQL, through LISTEN/NOTIFY) calls it on the event loop, after the other
-    process committed. It is a hint, never the only path: a lost notice costs latency only.
+    process committed, and never for this process's own writes (the engine knows those). It
+    is a hint, never the only path: a lost notice costs latency only.
     """
 
     def jobs_due(self, scheduled_at_ms: int) -> None:
