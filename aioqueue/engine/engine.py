@@ -27,10 +27,10 @@ from ..store import JobStore
 from .arrivals import Arrivals
 from .backlog import Backlog
 from .batch import BatchRunner
-from .control import JobControl
 from .dispatch import Dispatcher
 from .health import WriteHealth
 from .observer import Observers
+from .operations import JobControl
 from .outcome import Recorder
 from .pool import WorkerPool
 from .progress import ProgressWriter

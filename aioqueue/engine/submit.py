@@ -18,7 +18,7 @@ from ..models import Job, JobState, new_job_id, now_ms
 from ..store import JobStore
 from .backlog import Backlog
 from .batch import bulk_jobs, dump_input
-from .control import JobControl, request_digest
+from .operations import JobControl, request_digest
 from .dispatch import Dispatcher
 from .health import WriteHealth
 from .observer import Observers

@@ -1,8 +1,8 @@
 """The SQLite backend: one file, WAL, one writer task with group commit, guarded transitions."""
 
-from .control import list_query
 from .core import SQLiteStore
 from .schema import CLAIM_SQL, COLUMNS, MIGRATIONS, NEXT_DUE_SQL, PURGE_SQL, SCHEMA_VERSION
+from .transitions import list_query
 
 __all__ = [
     "CLAIM_SQL", "COLUMNS", "MIGRATIONS", "NEXT_DUE_SQL", "PURGE_SQL", "SCHEMA_VERSION",

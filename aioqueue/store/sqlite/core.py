@@ -24,13 +24,13 @@ import aiosqlite
 from ...errors import DuplicateJob, Unavailable
 from ...models import ACTIVE, ErrorCode, Job, JobState, error_json, sources
 from ..base import JobStore
-from .control import ControlQueries
-from .batch import Batch, Insert, Write, group_writes, quietly, settle
+from .groupcommit import Batch, Insert, Write, group_writes, quietly, settle
 from .outbox import OutboxQueries
 from .schema import (
     _INSERT, CLAIM_SQL, COLUMNS, MIGRATIONS, NEXT_DUE_SQL, SCHEMA_VERSION, _job_to_row,
     _row_to_job, states_sql,
 )
+from .transitions import ControlQueries
 
 log = logging.getLogger(__name__)
 
