@@ -1,6 +1,7 @@
-"""Batches: many jobs in one request, and batch handlers that run many jobs in one call.
+"""Batch handlers: one call runs up to ``batch_size`` queued jobs of a process at once.
 
-Batch handlers: one call runs up to ``batch_size`` queued jobs of a process at once.
+(Many jobs in one request are a bulk submission, ``engine.bulk``; many writes in one
+transaction are the store's group commit.)
 
 A worker that takes a job of a batch process claims more queued jobs of the same process
 (waiting up to ``batch_wait`` seconds for them to arrive), calls the handler once with the
@@ -17,12 +18,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
-from typing import Any
 
 import orjson
 
-from ..errors import InvalidRequest
-from ..models import ErrorCode, Job, JobState, new_job_id, now_ms
+from ..models import ErrorCode, Job, now_ms
 from ..store import JobStore
 from .arrivals import Arrivals
 from .context import _DONE, JobCancelled, JobContext, _Done
@@ -31,37 +30,6 @@ from .outcome import GIVE_BACK, Outcome, Recorder, failed, raised, succeeded
 from .pool import WorkerPool
 from .registry import Process
 from .running import Running
-
-
-def dump_input(data: Any) -> bytes:
-    """The input as stored JSON; ``InvalidRequest`` if it cannot be encoded."""
-    try:
-        return orjson.dumps(data)
-    except TypeError as exc:
-        raise InvalidRequest(f"the input is not JSON-serialisable: {exc}") from None
-
-
-def bulk_jobs(
-    proc: Process, items: Sequence[Any], *, priority: int, owner: str | None,
-    callback_url: str | None, notify_email: str | None,
-) -> list[Job]:
-    """Queued jobs for every item, or the first invalid item's error, naming its index."""
-    now = now_ms()
-    jobs = []
-    for index, data in enumerate(items):
-        try:
-            proc.validate(data)
-            raw = dump_input(data)
-        except InvalidRequest as exc:
-            raise type(exc)(f"item {index}: {exc.message}",
-                            details={"index": index, "problems": exc.details}) from None
-        jobs.append(Job(
-            id=new_job_id(), process=proc.name, state=JobState.QUEUED, input=raw, result=None,
-            error=None, progress=None, attempts=0, max_attempts=proc.max_attempts,
-            priority=priority, created_at_ms=now, scheduled_at_ms=now, started_at_ms=None,
-            ended_at_ms=None, owner=owner, callback_url=callback_url, notify_email=notify_email,
-        ))
-    return jobs
 
 
 class BatchContext:

@@ -17,11 +17,11 @@ from ..errors import DuplicateJob, Unavailable
 from ..models import Job, JobState, new_job_id, now_ms
 from ..store import JobStore
 from .backlog import Backlog
-from .batch import bulk_jobs, dump_input
-from .operations import JobControl, request_digest
+from .bulk import bulk_jobs, dump_input
 from .dispatch import Dispatcher
 from .health import WriteHealth
 from .observer import Observers
+from .operations import JobControl, request_digest
 from .pool import WorkerPool
 from .registry import Process, Registry
 from .waiters import Waiters
