@@ -11,8 +11,8 @@ import sys
 
 from ..config import load_settings
 from ..errors import AioqueueError
+from ..store import is_postgres_url
 
-POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 PG_DUMP_HINT = ("{verb} of a PostgreSQL database is done with PostgreSQL's own tools: "
                 "use pg_dump and pg_restore (see docs/deployment.md)")
 
@@ -38,8 +38,8 @@ ADMIN_COMMANDS = frozenset({"backup", "restore"})
 def run(args: argparse.Namespace) -> int:
     """Run ``backup`` or ``restore``; print one line; return the exit status."""
     try:
-        db = args.db or load_settings(args.config).storage.path
-        if db.startswith(POSTGRES_SCHEMES):
+        db = args.db or load_settings(args.config).storage.location
+        if is_postgres_url(db):
             print(f"aioqueue: {PG_DUMP_HINT.format(verb=args.command.capitalize())}",
                   file=sys.stderr)
             return 2

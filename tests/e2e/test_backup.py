@@ -151,3 +151,10 @@ async def test_postgresql_databases_are_pointed_to_pg_dump(command):
     code, out, err = await _cli(*command)
     assert code == 2 and out == ""
     assert len(err.strip().splitlines()) == 1 and "pg_dump" in err
+
+
+async def test_the_config_url_names_the_database_to_back_up(tmp_path):
+    config = tmp_path / "c.toml"
+    config.write_text('[storage]\nurl = "postgres://u@localhost/jobs"\npath = "x.db"\n')
+    code, out, err = await _cli("backup", "--config", str(config), str(tmp_path / "b.db"))
+    assert code == 2 and "pg_dump" in err  # the url, not the path, is the database
