@@ -159,7 +159,7 @@ _RETRY_STATUSES = (429, 503)
 _EMPTY_JSON_BODY = {
     "description": "Ignored; send none. The request must still say "
                    "Content-Type: application/json, which a cross-site form cannot.",
-    "required": False,
+    "required": True,
     "content": {"application/json": {"schema": {}}},
 }
 
@@ -210,9 +210,37 @@ def _job_op(op_id: str, summary: str, ok: dict[int, dict[str, Any]], errors: tup
     return operation
 
 
+def _input_body(schemas: dict[str, dict | None]) -> dict[str, Any]:
+    """The submission's body: the input schema of each process, as the process named in
+    ``?process=`` expects it (OpenAPI cannot tie a body to a query value, so the body is
+    any of them, each also under ``components/schemas/input.NAME``)."""
+    return {
+        "description": "The input of the process named in ?process=, which checks it against "
+                       "its schema (components/schemas/input.NAME; 400 if it does not fit). "
+                       "An empty body, still sent as application/json, means null.",
+        "required": True,
+        "content": {"application/json": {"schema": _any_input(schemas)}},
+    }
+
+
+def _any_input(schemas: dict[str, dict | None]) -> dict[str, Any]:
+    refs = [{"$ref": f"#/components/schemas/input.{name}"} for name in sorted(schemas)]
+    return {"anyOf": refs} if refs else {}
+
+
+def _bulk_request(schemas: dict[str, dict | None]) -> dict[str, Any]:
+    """``{"items": [...]}`` whose items are inputs of the process named in ``?process=``."""
+    items = {"description": "One job's input.", **_any_input(schemas)}
+    return {**SCHEMAS["BulkRequest"], "properties": {
+        "items": {"type": "array", "minItems": 1, "items": items}}}
+
+
 def build_openapi(*, max_return_timeout_s: float = 120.0,
-                  processes: list[str] | None = None) -> dict[str, Any]:
-    """The whole document; ``processes`` names this server's processes as examples."""
+                  processes: dict[str, dict | None] | None = None,
+                  tokens: bool = False) -> dict[str, Any]:
+    """The whole document; ``processes`` maps this server's processes to their input
+    schemas, ``tokens`` says whether requests need one."""
+    processes = processes or {}
     wait = {"type": "number", "minimum": 0, "maximum": max_return_timeout_s}
     return_timeout = _query(
         "return_timeout", wait,
@@ -224,8 +252,13 @@ def build_openapi(*, max_return_timeout_s: float = 120.0,
     job = _json("Job", "The job.")
     fields = _query("fields", {"type": "string", "enum": ["input"]},
                     "`input` adds the job's input to the answer.")
-    sse = {"description": "A Server-Sent Events stream; each event's data is a job object.",
-           "content": {"text/event-stream": {"schema": {"type": "string"}}}}
+    sse = {"description": "A Server-Sent Events stream (text/event-stream, not JSON): events "
+                          "`job` whose `data` line is a Job object (components/schemas/Job) "
+                          "and whose `id` is `<run>.<seq>` or `end`, `: keep-alive` comments, "
+                          "and `lagged` before a reader too far behind is disconnected.",
+           "content": {"text/event-stream": {
+               "schema": {"type": "string", "contentMediaType": "text/event-stream"},
+               "example": "id: 18f2a.7\nevent: job\ndata: {\"id\": \"...\"}\n\n"}}}
 
     submit = {
         "operationId": "submit",
@@ -255,11 +288,7 @@ def build_openapi(*, max_return_timeout_s: float = 120.0,
             {"name": "X-Notify-Email", "in": "header", "schema": {"type": "string"},
              "description": "Address to e-mail a link to the job when it ends."},
         ],
-        "requestBody": {
-            "description": "The process's input: any JSON value (an empty body means null).",
-            "required": False,
-            "content": {"application/json": {"schema": {}}},
-        },
+        "requestBody": _input_body(processes),
         "responses": _responses({
             200: _json("Job", "The job ended within return_timeout.", ["Preference-Applied"]),
             202: _json("Job", "Stored; not finished yet.",
@@ -270,12 +299,16 @@ def build_openapi(*, max_return_timeout_s: float = 120.0,
         "operationId": "listJobs",
         "summary": "List jobs, newest first (keyset pagination)",
         "parameters": [
-            _query("process", {"type": "string"}, "Only jobs of this process."),
+            _query("process", {"type": "string", "minLength": 1}, "Only jobs of this process."),
             _query("state", {"type": "string", "enum": [s.value for s in JobState]},
                    "Only jobs in this state."),
             _query("limit", {"type": "integer", "minimum": 1, "maximum": 1000},
                    "Page size."),
-            _query("after", {"type": "string"}, "The `next` cursor of the previous page."),
+            _query("after", {"type": "string", "minLength": 1, "maxLength": 28,
+                             "pattern": "^[A-Za-z0-9_-]+$"},
+                   "The `next` cursor of the previous page, passed back unchanged: an opaque "
+                   "position written in URL-safe base64 without padding. A cursor this "
+                   "server did not write is 400."),
         ],
         "responses": _responses({200: _json("JobList", "One page of jobs.")}, (400,)),
     }
@@ -361,7 +394,9 @@ def build_openapi(*, max_return_timeout_s: float = 120.0,
         "servers": [{"url": "/"}],
         "paths": paths,
         "components": {
-            "schemas": SCHEMAS,
+            "schemas": {**SCHEMAS, "BulkRequest": _bulk_request(processes), **{
+                f"input.{name}": schema if schema is not None else
+                {"description": "Any JSON value."} for name, schema in processes.items()}},
             "parameters": {"JobId": {
                 "name": "job_id", "in": "path", "required": True,
                 "schema": {"type": "string", "pattern": JOB_ID_PATTERN},
@@ -374,7 +409,8 @@ def build_openapi(*, max_return_timeout_s: float = 120.0,
                 "bearer": {"type": "http", "scheme": "bearer"},
             },
         },
-        # no token is needed while the server has none configured
-        "security": [{}, {"token": []}, {"bearer": []}],
+        # without tokens configured no request needs one; with them every route but the
+        # public ones (which say "security": [{}] themselves) does
+        "security": [{"token": []}, {"bearer": []}] if tokens else [{}],
     }
 

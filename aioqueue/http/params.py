@@ -119,5 +119,23 @@ async def read_input(request: web.Request) -> tuple[Any, bytes]:
 
 
 def with_input(request: web.Request) -> bool:
-    """Whether ``?fields=input`` asks for the input in the answer."""
-    return "input" in request.query.get("fields", "").split(",")
+    """Whether ``?fields=input`` asks for the input in the answer; any other value is
+    refused, as the document lists only that one."""
+    fields = request.query.get("fields")
+    if fields is not None and fields != "input":
+        raise InvalidRequest("fields may only be 'input'", details={"fields": fields[:40]})
+    return fields is not None
+
+
+def list_filter(request: web.Request, name: str,
+                allowed: frozenset[str] | None = None) -> str | None:
+    """A listing filter: absent is None; present, it must be non-empty (and one of
+    ``allowed``), so ``state=`` is refused rather than read as no filter."""
+    value = request.query.get(name)
+    if value is None:
+        return None
+    if not value:
+        raise InvalidRequest(f"{name} must not be empty")
+    if allowed is not None and value not in allowed:
+        raise InvalidRequest(f"{name} must be one of {', '.join(sorted(allowed))}")
+    return value

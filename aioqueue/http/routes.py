@@ -14,14 +14,20 @@ from aiohttp import web
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from ..errors import InvalidRequest, JobNotFound, Unavailable
+from ..models import JobState
 from ..notify import check_callback_url, check_email
 from . import params
 from .auth import admit, creator_of, owner_of, principal_of
-from .keys import ENGINE, LONG_POLLS, METRICS, SETTINGS
+from .keys import ENGINE, LONG_POLLS, METRICS, SETTINGS, TOKENS
 from .mount import HEALTH_PATH, HEALTH_ROUTE, JOBS_PATH, job_base, prefix
 from .responses import json_response
 
 BASE = JOBS_PATH
+#: a job id in a route: only what could be one, so ``bulk`` and other words never match it
+#: (``OPTIONS /async-process/bulk`` then allows POST alone)
+JOB_ID = "{job_id:[0-9a-f]{32}}"
+_STATES = frozenset(state.value for state in JobState)
+
 
 def _long_poll(request: web.Request, wait_s: float) -> contextlib.AbstractContextManager:
     """A long-poll slot while the request waits for a job's end; none for an answer at once."""
@@ -119,11 +125,12 @@ async def list_jobs(request: web.Request) -> web.Response:
     """GET /async-process/?process=&state=&limit=&after=: newest first, a page at a time."""
     query = request.query
     limit = params.integer(query["limit"], "limit") if "limit" in query else 50
-    jobs, cursor = await request.app[ENGINE].list_jobs(
-        process=query.get("process") or None, state=query.get("state") or None, limit=limit,
-        after=query.get("after") or None, owner=owner_of(request),
-    )
     with_input, base = params.with_input(request), job_base(request)
+    jobs, cursor = await request.app[ENGINE].list_jobs(
+        process=params.list_filter(request, "process"),
+        state=params.list_filter(request, "state", _STATES), limit=limit,
+        after=params.list_filter(request, "after"), owner=owner_of(request),
+    )
     return json_response({"jobs": [j.to_dict(base_path=base, with_input=with_input)
                                    for j in jobs],
                           "next": cursor})
@@ -180,7 +187,8 @@ async def openapi(request: web.Request) -> web.Response:
 
     document = build_openapi(
         max_return_timeout_s=request.app[SETTINGS].server.max_return_timeout_s,
-        processes=[p.name for p in request.app[ENGINE].registry],
+        processes={p.name: p.schema for p in request.app[ENGINE].registry},
+        tokens=not request.app[TOKENS].open,
     )
     document["servers"] = [{"url": prefix(request) or "/"}]
     return json_response(document)
@@ -199,11 +207,11 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post(BASE + "bulk", submit_bulk)
     app.router.add_get(BASE, list_jobs)
     app.router.add_get(BASE.rstrip("/"), list_jobs)
-    app.router.add_get(BASE + "{job_id}", get_job)
-    app.router.add_delete(BASE + "{job_id}", delete_job)
-    app.router.add_post(BASE + "{job_id}/cancel", cancel_job)
-    app.router.add_post(BASE + "{job_id}/pause", pause_job)
-    app.router.add_post(BASE + "{job_id}/resume", resume_job)
+    app.router.add_get(BASE + JOB_ID, get_job)
+    app.router.add_delete(BASE + JOB_ID, delete_job)
+    app.router.add_post(BASE + JOB_ID + "/cancel", cancel_job)
+    app.router.add_post(BASE + JOB_ID + "/pause", pause_job)
+    app.router.add_post(BASE + JOB_ID + "/resume", resume_job)
     app.router.add_get("/processes", list_processes)
     app.router.add_get(HEALTH_PATH, health, name=HEALTH_ROUTE)
     app.router.add_get("/openapi.json", openapi)

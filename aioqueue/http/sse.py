@@ -24,6 +24,7 @@ from .hub import Hub, Subscription
 from .keys import ENGINE, HUB, SETTINGS, STREAMS
 from .mount import job_base
 from .params import job_id
+from .routes import BASE, JOB_ID
 
 _HEADERS = {
     "Content-Type": "text/event-stream",
@@ -140,5 +141,5 @@ async def all_events(request: web.Request) -> web.StreamResponse:
 
 def add_routes(app: web.Application) -> None:
     """Register the two streams on ``app``; the app must hold a ``Hub`` under ``HUB``."""
-    app.router.add_get("/async-process/{job_id}/events", job_events)
+    app.router.add_get(f"{BASE}{JOB_ID}/events", job_events)
     app.router.add_get("/events", all_events)

@@ -109,3 +109,19 @@ async def test_priority_and_limit_take_ascii_integers_only(server, http, value):
     async with http.post(f"{server.url}/async-process/",
                          params={"process": "echo", "priority": value}, json=1) as resp:
         assert resp.status == 400
+
+
+async def test_options_on_bulk_allows_only_post(server, http):
+    async with http.options(f"{server.url}/async-process/bulk") as resp:
+        assert resp.status == 405
+        assert set(resp.headers["Allow"].replace(" ", "").split(",")) == {"POST"}
+    async with http.get(f"{server.url}/async-process/bulk") as resp:
+        assert resp.status == 405
+
+
+@pytest.mark.parametrize("query", ["fields=AAA", "fields=", "state=", "state=nope",
+                                   "process=", "after="])
+async def test_listing_values_outside_the_document_are_400(server, http, query):
+    async with http.get(f"{server.url}/async-process/?{query}") as resp:
+        assert resp.status == 400, query
+        assert (await resp.json())["error"]["code"] == "invalid_request"
