@@ -15,7 +15,7 @@ import asyncio
 import os
 import secrets
 from collections.abc import Coroutine
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 from urllib.parse import quote
 
@@ -102,6 +102,23 @@ def fresh_schema() -> tuple[str, str]:
     return schema, with_schema(base, schema)
 
 
+_dropper = ThreadPoolExecutor(1, thread_name_prefix="drop-schema")
+_drops: list[Future] = []
+
+
 def drop_schema(schema: str) -> None:
-    """Remove a schema made by ``fresh_schema`` with everything in it."""
-    _run(run_sql(dsn(), f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+    """Remove a schema made by ``fresh_schema`` with everything in it, in the background.
+
+    A test's server may still hold a lock in that schema when the fixture ends (pytest tears
+    a fixture requested through ``getfixturevalue`` down before the app that used it), and
+    waiting for it here would block the very event loop that must close that server.
+    """
+    drop = run_sql(dsn(), f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+    _drops.append(_dropper.submit(asyncio.run, drop))
+
+
+def finish() -> None:
+    """Wait for the schemas still being dropped (at the end of the session)."""
+    for drop in _drops:
+        drop.result()
+    _drops.clear()

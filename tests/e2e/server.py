@@ -25,7 +25,7 @@ class ServerProcess:
         self._drain = asyncio.create_task(self._read_rest())
 
     @classmethod
-    async def start(cls, db: Path, *args: str, timeout_s: float = 20, cwd: Path | None = None,
+    async def start(cls, db: Path | str, *args: str, timeout_s: float = 20, cwd: Path | None = None,
                     env: dict[str, str] | None = None,
                     open_files: int | None = None,
                     command: tuple[str, ...] | None = None) -> ServerProcess:

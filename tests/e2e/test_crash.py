@@ -26,8 +26,8 @@ def _request(n: int) -> tuple[str, object]:
     return "process=fail", None
 
 
-async def test_kill_9_under_load_then_restart_keeps_every_acknowledged_job(tmp_path):
-    db = tmp_path / "crash.db"
+async def test_kill_9_under_load_then_restart_keeps_every_acknowledged_job(db_location):
+    db = db_location
     server = await ServerProcess.start(db, "--workers", "8")
     acknowledged: dict[str, str] = {}
     ended_before_kill: dict[str, str] = {}
@@ -75,8 +75,8 @@ async def test_kill_9_under_load_then_restart_keeps_every_acknowledged_job(tmp_p
         await server.terminate()
 
 
-async def test_sigterm_drains_then_the_requeued_job_runs_after_restart(tmp_path):
-    db = tmp_path / "drain.db"
+async def test_sigterm_drains_then_the_requeued_job_runs_after_restart(tmp_path, db_location):
+    db = db_location
     config = tmp_path / "drain.toml"
     config.write_text("[server]\nshutdown_grace_s = 0.1\n")
     server = await ServerProcess.start(db, "--config", str(config))

@@ -1,0 +1,125 @@
+"""The PostgreSQL SQL of job control, listing, retention and the notification outbox.
+
+Mixed into ``PostgresStore``. A client's change is rare, so it runs at once on its own
+pooled connection rather than waiting for a group-commit round; each is one guarded
+statement, and one that matched nothing answers None or False instead of pretending.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import asyncpg
+
+from ...models import Job, JobState, Notice, sources
+from .schema import ACTIVE_SQL, COLUMNS, PURGE_SQL, TERMINAL_SQL, ending, row_to_job, states_sql
+
+
+def list_query(
+    *, process: str | None, state: JobState | None, owner: str | None, before: int | None,
+    limit: int,
+) -> tuple[str, list[Any]]:
+    """The page query of ``list_jobs``: only the filters given, so one index serves it."""
+    where: list[str] = []
+    params: list[Any] = []
+    for test, value in (("process =", process), ("state =", state and state.value),
+                        ("owner =", owner), ("seq <", before)):
+        if value is not None:
+            params.append(value)
+            where.append(f"{test} ${len(params)}")
+    clause = f"WHERE {' AND '.join(where)} " if where else ""
+    params.append(limit)
+    return f"SELECT seq, {COLUMNS} FROM jobs {clause}ORDER BY seq DESC LIMIT ${len(params)}", params
+
+
+class ControlQueries:
+    """Client control, listing, purging and the outbox; ``PostgresStore`` supplies the
+    connection helpers annotated here."""
+
+    _fetch: Callable[..., Awaitable[list[asyncpg.Record]]]
+    _value: Callable[..., Awaitable[Any]]
+    _announce: Callable[..., None]
+
+    async def _transition(self, sql: str, *args: Any) -> Job | None:
+        rows = await self._fetch(sql, *args)
+        if not rows:
+            return None
+        job = row_to_job(rows[0])
+        self._announce(changed=[job.id],
+                       due_ms=job.scheduled_at_ms if job.state is JobState.QUEUED else None)
+        return job
+
+    async def cancel(self, job_id: str, *, error: bytes, ended_at_ms: int,
+                     owner: str | None = None) -> Job | None:
+        return await self._transition(ending(
+            "UPDATE jobs SET state = 'failure', error = $1, ended_at_ms = $2 "
+            f"WHERE id = $3 AND ($4::text IS NULL OR owner = $4) AND state IN ({ACTIVE_SQL})",
+            COLUMNS, COLUMNS), error, ended_at_ms, job_id, owner)
+
+    async def pause(self, job_id: str, *, owner: str | None = None) -> Job | None:
+        return await self._transition(
+            "UPDATE jobs SET state = 'paused' WHERE id = $1 AND ($2::text IS NULL OR owner = $2) "
+            f"AND state IN ({states_sql(sources(JobState.PAUSED))}) RETURNING {COLUMNS}",
+            job_id, owner)
+
+    async def resume(self, job_id: str, *, running: bool, owner: str | None = None) -> Job | None:
+        if running:
+            change = "state = 'running'"
+        else:
+            change = "state = 'queued', attempts = least(attempts, max_attempts - 1)"
+        return await self._transition(
+            f"UPDATE jobs SET {change} WHERE id = $1 AND ($2::text IS NULL OR owner = $2) "
+            f"AND state = 'paused' RETURNING {COLUMNS}", job_id, owner)
+
+    async def delete(self, job_id: str, *, owner: str | None = None) -> bool:
+        deleted = await self._value(
+            "DELETE FROM jobs WHERE id = $1 AND ($2::text IS NULL OR owner = $2) "
+            f"AND state IN ({TERMINAL_SQL}) RETURNING id", job_id, owner)
+        return deleted is not None
+
+    async def purge(self, ended_before_ms: int, batch: int) -> int:
+        """Walks ``jobs_ended`` oldest first, ``batch`` rows per short transaction."""
+        return await self._value(
+            f"WITH gone AS ({PURGE_SQL} RETURNING 1) SELECT count(*) FROM gone",
+            ended_before_ms, batch, ordered=True)
+
+    async def find_by_key(self, idempotency_key: str, *, owner: str | None) -> Job | None:
+        rows = await self._fetch(
+            f"SELECT {COLUMNS} FROM jobs WHERE coalesce(owner, '') = coalesce($1, '') "
+            "AND idempotency_key = $2", owner, idempotency_key)
+        return row_to_job(rows[0]) if rows else None
+
+    async def list_jobs(
+        self, *, process: str | None = None, state: JobState | None = None,
+        owner: str | None = None, before: int | None = None, limit: int = 50,
+    ) -> list[tuple[int, Job]]:
+        sql, params = list_query(process=process, state=state, owner=owner, before=before,
+                                 limit=limit)
+        return [(row[0], row_to_job(tuple(row)[1:])) for row in await self._fetch(sql, *params)]
+
+    # ---------------------------------------------------------------- the outbox
+
+    async def due_notices(self, now_ms: int, limit: int) -> list[Notice]:
+        rows = await self._fetch(
+            "SELECT seq, job_id, kind, target, attempts FROM outbox WHERE state = 'pending' "
+            "AND due_at_ms <= $1 ORDER BY due_at_ms, seq LIMIT $2", now_ms, limit)
+        return [Notice(*row) for row in rows]
+
+    async def next_notice_due_ms(self) -> int | None:
+        return await self._value("SELECT min(due_at_ms) FROM outbox WHERE state = 'pending'")
+
+    async def notice_delivered(self, seq: int) -> None:
+        await self._value("DELETE FROM outbox WHERE seq = $1 AND state = 'pending'", seq)
+
+    async def notice_retry(self, seq: int, *, due_at_ms: int, error: str, give_up: bool) -> None:
+        await self._value(
+            "UPDATE outbox SET attempts = attempts + 1, due_at_ms = $1, last_error = $2, "
+            "state = $3 WHERE seq = $4 AND state = 'pending'",
+            due_at_ms, error[:1000], "failed" if give_up else "pending", seq)
+
+    async def failed_notices(self, job_id: str) -> list[tuple[str, int, str | None]]:
+        rows: Sequence[asyncpg.Record] = await self._fetch(
+            "SELECT kind, attempts, last_error FROM outbox WHERE job_id = $1 "
+            "AND state = 'failed' ORDER BY seq", job_id)
+        return [tuple(row) for row in rows]

@@ -1,0 +1,229 @@
+"""The PostgreSQL schema: tables, indexes, and the statements the store shares.
+
+``MIGRATIONS`` only ever grows: entry N brings the schema from version N to N + 1 (the
+version is the one row of ``schema_version``). Times are epoch milliseconds in ``bigint``,
+the engine's unit; JSON documents are ``bytea``, stored and handed back byte for byte
+(nothing in SQL looks inside them, and a ``jsonb`` round trip would re-encode them).
+
+Room for the cluster (#12): claims will add node, lease and claim-token columns to ``jobs``
+and a ``nodes`` table in later migrations; nothing here assumes one server owns the rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from ...models import TERMINAL, Job, JobState, sources
+
+#: columns in the order ``row_to_job`` reads them
+COLUMNS = (
+    "id, process, state, input, result, error, progress, attempts, max_attempts, priority, "
+    "created_at_ms, scheduled_at_ms, started_at_ms, ended_at_ms, owner, idempotency_key, "
+    "request_hash, callback_url, notify_email"
+)
+#: the PostgreSQL type of each of ``COLUMNS``, for ``unnest`` of one array per column
+_TYPES = (
+    "text", "text", "text", "bytea", "bytea", "bytea", "bytea", "integer", "integer", "integer",
+    "bigint", "bigint", "bigint", "bigint", "text", "text", "text", "text", "text",
+)
+
+
+def states_sql(states: Iterable[JobState]) -> str:
+    """A set of states as an SQL list of literals, for ``state IN (...)`` guards."""
+    return ", ".join(f"'{s.value}'" for s in sorted(states, key=lambda s: s.value))
+
+
+ACTIVE_SQL = states_sql(sources(JobState.FAILURE))
+TERMINAL_SQL = states_sql(TERMINAL)
+
+MIGRATIONS: list[list[str]] = [
+    [
+        f"""CREATE TABLE jobs (
+            seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            id text NOT NULL UNIQUE,
+            process text NOT NULL,
+            state text NOT NULL CHECK (state IN ({states_sql(JobState)})),
+            input bytea NOT NULL,
+            result bytea,
+            error bytea,
+            progress bytea,
+            attempts integer NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+            max_attempts integer NOT NULL CHECK (max_attempts >= 1),
+            priority integer NOT NULL DEFAULT 0,
+            created_at_ms bigint NOT NULL,
+            scheduled_at_ms bigint NOT NULL,
+            started_at_ms bigint,
+            ended_at_ms bigint,
+            owner text,
+            idempotency_key text,
+            request_hash text,
+            callback_url text,
+            notify_email text
+        )""",
+        # the claim: highest priority first, then the earliest due; only queued rows, so
+        # the index stays as small as the backlog however many jobs have ended
+        "CREATE INDEX jobs_claim ON jobs (priority DESC, scheduled_at_ms, seq) "
+        "WHERE state = 'queued'",
+        # a claim under per-process caps, and a batch handler's claim of its own process
+        "CREATE INDEX jobs_claim_process ON jobs (process, priority DESC, scheduled_at_ms, seq) "
+        "WHERE state = 'queued'",
+        # the dispatcher's sleep: when is the next queued job (of a process) due
+        "CREATE INDEX jobs_due ON jobs (scheduled_at_ms) WHERE state = 'queued'",
+        "CREATE INDEX jobs_due_process ON jobs (process, scheduled_at_ms) WHERE state = 'queued'",
+        # recovery finds running jobs without a scan
+        "CREATE INDEX jobs_running ON jobs (state) WHERE state IN ('running', 'paused')",
+        # listing newest first, by state, process or owner (seq is the key's tail)
+        "CREATE INDEX jobs_state ON jobs (state, seq)",
+        "CREATE INDEX jobs_process ON jobs (process, seq)",
+        "CREATE INDEX jobs_owner ON jobs (owner, seq)",
+        # retention purges the oldest ended jobs first, a small batch at a time
+        "CREATE INDEX jobs_ended ON jobs (ended_at_ms) WHERE ended_at_ms IS NOT NULL",
+        # one job per client and key, enforced by the database, so concurrent duplicates
+        # (on one server or several) collapse; NULL owners share one anonymous scope
+        "CREATE UNIQUE INDEX jobs_idempotency ON jobs (coalesce(owner, ''), idempotency_key) "
+        "WHERE idempotency_key IS NOT NULL",
+        # pending notifications; a row is deleted once delivered, kept as 'failed' when given up
+        """CREATE TABLE outbox (
+            seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            job_id text NOT NULL,
+            kind text NOT NULL CHECK (kind IN ('webhook', 'email')),
+            target text NOT NULL,
+            state text NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'failed')),
+            attempts integer NOT NULL DEFAULT 0,
+            due_at_ms bigint NOT NULL,
+            last_error text
+        )""",
+        "CREATE INDEX outbox_due ON outbox (due_at_ms, seq) WHERE state = 'pending'",
+        "CREATE INDEX outbox_job ON outbox (job_id) WHERE state = 'failed'",
+        # no statistics for state: its distribution changes faster than ANALYZE can follow
+        # (a queue analyzed while empty, then a burst), and a stale measurement would send
+        # a process's claim through jobs_claim, reading other processes' rows; without one,
+        # the planner's guess stays constant and jobs_claim_process wins on the process test
+        "ALTER TABLE jobs ALTER COLUMN state SET STATISTICS 0",
+        # the jobs table churns (every job is inserted, updated two or three times, and
+        # purged): vacuum it after 1% of its rows changed rather than PostgreSQL's 20%,
+        # so dead rows do not pile up under the claim index
+        "ALTER TABLE jobs SET (autovacuum_vacuum_scale_factor = 0.01, "
+        "autovacuum_vacuum_insert_scale_factor = 0.05, autovacuum_analyze_scale_factor = 0.02)",
+    ],
+]
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+_CLAIMED = "state = 'running', attempts = jobs.attempts + 1, started_at_ms = $1"
+_ORDER = "ORDER BY priority DESC, scheduled_at_ms, seq"
+_DUE = "scheduled_at_ms <= $1"
+
+#: session settings of the connections that claim and purge. A queue table's statistics
+#: are always stale (a burst arrives after the last ANALYZE saw an empty queue), and then
+#: the planner takes every due row from some index and sorts them all, at every claim.
+#: Without sorting, the only plan left walks the one index kept in claim (or purge) order
+#: and stops after LIMIT rows: the plan is pinned, as SQLite's INDEXED BY pins it there.
+ORDERED_SETTINGS = {"enable_sort": "off"}
+
+#: the claim, served by ``jobs_claim`` alone (see ``ORDERED_SETTINGS``): $1 now, $2 how many
+CLAIM_SQL = (
+    f"UPDATE jobs SET {_CLAIMED} WHERE seq IN (SELECT seq FROM jobs "
+    f"WHERE state = 'queued' AND {_DUE} {_ORDER} LIMIT $2 "
+    f"FOR UPDATE SKIP LOCKED) RETURNING seq, {COLUMNS}"
+)
+#: the claim of one process ($3), served by ``jobs_claim_process``
+CLAIM_PROCESS_SQL = (
+    f"UPDATE jobs SET {_CLAIMED} WHERE seq IN (SELECT seq FROM jobs "
+    f"WHERE state = 'queued' AND process = $3 AND {_DUE} {_ORDER} LIMIT $2 "
+    f"FOR UPDATE SKIP LOCKED) RETURNING seq, {COLUMNS}"
+)
+#: the claim under caps: at most cap ($3) jobs of each process ($2), $4 in all, each
+#: process a seek on ``jobs_claim_process``, so a full process's backlog is never read
+CLAIM_CAPPED_SQL = (
+    f"UPDATE jobs SET {_CLAIMED} WHERE seq IN (SELECT p.seq "
+    "FROM unnest($2::text[], $3::integer[]) AS c(process, cap) CROSS JOIN LATERAL ("
+    "SELECT seq, priority, scheduled_at_ms FROM jobs WHERE state = 'queued' "
+    f"AND process = c.process AND {_DUE} {_ORDER} LIMIT c.cap "
+    "FOR UPDATE SKIP LOCKED) AS p "
+    f"ORDER BY p.priority DESC, p.scheduled_at_ms, p.seq LIMIT $4) RETURNING seq, {COLUMNS}"
+)
+NEXT_DUE_SQL = "SELECT min(scheduled_at_ms) FROM jobs WHERE state = 'queued'"
+NEXT_DUE_OF_SQL = (
+    "SELECT min(d.due) FROM unnest($1::text[]) AS p(process) CROSS JOIN LATERAL ("
+    "SELECT min(scheduled_at_ms) AS due FROM jobs WHERE state = 'queued' "
+    "AND process = p.process) AS d"
+)
+#: the oldest ended jobs, a batch at a time, in ``jobs_ended`` order (see ``ORDERED_SETTINGS``)
+PURGE_SQL = (
+    "DELETE FROM jobs WHERE seq IN (SELECT seq FROM jobs WHERE ended_at_ms < $1 "
+    f"AND state IN ({TERMINAL_SQL}) ORDER BY ended_at_ms LIMIT $2)"
+)
+
+#: new jobs, one array per column; a row a unique index refuses is skipped, not fatal
+INSERT_SQL = (
+    f"INSERT INTO jobs ({COLUMNS}) SELECT * FROM unnest("
+    + ", ".join(f"${n}::{t}[]" for n, t in enumerate(_TYPES, 1))
+    + ") ON CONFLICT DO NOTHING RETURNING id"
+)
+
+_NOTICES = (
+    "notices AS (INSERT INTO outbox (job_id, kind, target, due_at_ms) "
+    "SELECT id, 'webhook', callback_url, coalesce(ended_at_ms, 0) FROM ended "
+    "WHERE callback_url IS NOT NULL "
+    "UNION ALL SELECT id, 'email', notify_email, coalesce(ended_at_ms, 0) FROM ended "
+    "WHERE notify_email IS NOT NULL)"
+)
+
+
+def ending(update: str, returning: str, select: str) -> str:
+    """``update`` (which ends jobs) with their notices written into the outbox by the same
+    statement, so no path can end a job without them.
+
+    ``returning`` must yield ``id, callback_url, notify_email, ended_at_ms`` among its
+    columns; ``select`` is what the statement answers, read from those columns.
+    """
+    return f"WITH ended AS ({update} RETURNING {returning}), {_NOTICES} SELECT {select} FROM ended"
+
+
+#: the ends of one moment: $1 ids, $2 states, $3 results, $4 errors, $5 end times
+FINISH_SQL = ending(
+    "UPDATE jobs SET state = u.state, result = u.result, error = u.error, "
+    "ended_at_ms = u.ended_at_ms FROM unnest($1::text[], $2::text[], $3::bytea[], "
+    "$4::bytea[], $5::bigint[]) AS u(id, state, result, error, ended_at_ms) "
+    f"WHERE jobs.id = u.id AND jobs.state IN ({ACTIVE_SQL})",
+    "jobs.id, jobs.callback_url, jobs.notify_email, jobs.ended_at_ms",
+    "id",
+)
+#: the retries and give-backs of one moment: $1 ids, $2 due times, $3 attempts to give back
+REQUEUE_SQL = (
+    "UPDATE jobs SET state = CASE jobs.state WHEN 'paused' THEN 'paused' ELSE 'queued' END, "
+    "scheduled_at_ms = u.due, attempts = jobs.attempts - u.back "
+    "FROM unnest($1::text[], $2::bigint[], $3::integer[]) AS u(id, due, back) "
+    f"WHERE jobs.id = u.id AND jobs.state IN ({states_sql(sources(JobState.QUEUED))}) "
+    "RETURNING jobs.id, jobs.state, jobs.scheduled_at_ms"
+)
+#: the latest progress of each job of one moment: $1 ids, $2 progress documents
+PROGRESS_SQL = (
+    "UPDATE jobs SET progress = u.progress "
+    "FROM unnest($1::text[], $2::bytea[]) AS u(id, progress) "
+    "WHERE jobs.id = u.id AND jobs.state IN ('running', 'paused')"
+)
+
+
+def row_to_job(row: Sequence[Any]) -> Job:
+    """A ``Job`` from the ``COLUMNS`` of a row (in order)."""
+    return Job(
+        row[0], row[1], JobState(row[2]), row[3], row[4], row[5], row[6], row[7], row[8],
+        row[9], row[10], row[11], row[12], row[13], row[14], row[15], row[16], row[17], row[18],
+    )
+
+
+def job_columns(jobs: Sequence[Job]) -> list[list[Any]]:
+    """New jobs as one list per column of ``COLUMNS``: the arguments of ``INSERT_SQL``."""
+    return [
+        [j.id for j in jobs], [j.process for j in jobs], [j.state.value for j in jobs],
+        [j.input for j in jobs], [j.result for j in jobs], [j.error for j in jobs],
+        [j.progress for j in jobs], [j.attempts for j in jobs], [j.max_attempts for j in jobs],
+        [j.priority for j in jobs], [j.created_at_ms for j in jobs],
+        [j.scheduled_at_ms for j in jobs], [j.started_at_ms for j in jobs],
+        [j.ended_at_ms for j in jobs], [j.owner for j in jobs],
+        [j.idempotency_key for j in jobs], [j.request_hash for j in jobs],
+        [j.callback_url for j in jobs], [j.notify_email for j in jobs],
+    ]

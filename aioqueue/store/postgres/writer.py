@@ -1,0 +1,202 @@
+"""Group commit on PostgreSQL: the high-rate writes of one moment share one transaction.
+
+New jobs, ends, retries and progress reports arrive many times a second under load. They
+wait in a ``Round`` while the previous round commits, then go to the database together:
+each kind as one statement over arrays (``unnest``), all kinds in one transaction, so a
+busy server pays one commit (one WAL flush) for many rows. Each caller awaits its own
+answer, given only once the round is committed. Rare writes (a client's cancel, pause,
+resume, delete) do not wait for a round; they run on their own pooled connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+
+from ...errors import DuplicateJob, Unavailable
+from ...models import Job, JobState
+from .schema import FINISH_SQL, INSERT_SQL, PROGRESS_SQL, REQUEUE_SQL, job_columns
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class Round:
+    """Everything one transaction will write, and who waits for it."""
+
+    inserts: list[tuple[Sequence[Job], asyncio.Future]] = field(default_factory=list)
+    #: job id -> ((state, result, error, ended_at_ms), future)
+    ends: dict[str, tuple[tuple, asyncio.Future]] = field(default_factory=dict)
+    #: job id -> ((scheduled_at_ms, attempts given back), future)
+    requeues: dict[str, tuple[tuple, asyncio.Future]] = field(default_factory=dict)
+    #: job id -> its latest progress; every reporter of the round waits in ``reported``
+    progress: dict[str, bytes] = field(default_factory=dict)
+    reported: list[asyncio.Future] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.inserts or self.ends or self.requeues or self.progress)
+
+    def futures(self) -> list[asyncio.Future]:
+        return [f for _, f in self.inserts] + [f for _, f in self.ends.values()] + [
+            f for _, f in self.requeues.values()] + self.reported
+
+
+@dataclass(slots=True)
+class Committed:
+    """What a committed round changed that other servers may want to hear of."""
+
+    #: the earliest due time of the jobs it queued (new or re-queued), or None
+    due_ms: int | None
+    #: jobs it ended
+    ended: list[str]
+
+
+def settle(future: asyncio.Future, outcome: Any) -> None:
+    """Answer a caller with a result or an exception, unless it gave up waiting."""
+    if future.done():
+        return
+    if isinstance(outcome, BaseException):
+        future.set_exception(outcome)
+    else:
+        future.set_result(outcome)
+
+
+class GroupWriter:
+    """One task that commits rounds, one after the other, on a connection of ``pool``."""
+
+    def __init__(self, pool: asyncpg.Pool, on_commit: Callable[[Committed], None],
+                 scrub: Callable[[str], str]) -> None:
+        self._pool = pool
+        self._on_commit = on_commit
+        self._scrub = scrub
+        self._round = Round()
+        self._wake = asyncio.Event()
+        self._closing = False
+        self._task = asyncio.create_task(self._loop(), name="aioqueue-pg-writer")
+        #: transactions committed; tests and benchmarks read it
+        self.commits = 0
+
+    def _future(self) -> asyncio.Future:
+        if self._closing:
+            raise Unavailable("the store is closed")
+        self._wake.set()
+        return asyncio.get_running_loop().create_future()
+
+    def insert(self, jobs: Sequence[Job]) -> asyncio.Future:
+        """Answered None once stored, or ``DuplicateJob`` (then nothing of them is)."""
+        future = self._future()
+        self._round.inserts.append((jobs, future))
+        return future
+
+    def finish(self, job_id: str, state: JobState, result: bytes | None, error: bytes | None,
+               ended_at_ms: int) -> asyncio.Future:
+        """Answered True when this end was written, False when the job was not active."""
+        future = self._future()
+        if job_id in self._round.ends:
+            # the first end of the round either ends the job or finds it ended: this one
+            # loses either way
+            settle(future, False)
+        else:
+            self._round.ends[job_id] = ((state.value, result, error, ended_at_ms), future)
+        return future
+
+    def requeue(self, job_id: str, scheduled_at_ms: int, give_back: int) -> asyncio.Future:
+        """Answered True when the job went back (or stayed paused), False otherwise."""
+        future = self._future()
+        if job_id in self._round.requeues:
+            settle(future, False)
+        else:
+            self._round.requeues[job_id] = ((scheduled_at_ms, give_back), future)
+        return future
+
+    def progress(self, job_id: str, progress: bytes) -> asyncio.Future:
+        """Answered None once the latest progress of the round is committed."""
+        future = self._future()
+        self._round.progress[job_id] = progress
+        self._round.reported.append(future)
+        return future
+
+    async def close(self) -> None:
+        """Commit what callers wait for, then stop; later writes raise ``Unavailable``."""
+        self._closing = True
+        self._wake.set()
+        await self._task
+
+    async def _loop(self) -> None:
+        while True:
+            if not self._round:
+                if self._closing:
+                    return
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            current, self._round = self._round, Round()
+            try:
+                outcome = await self._commit(current)
+            except Exception as exc:  # any failure: these callers hear of it, the next round runs
+                writes = len(current.futures())
+                log.error("commit failed, %d writes lost: %s: %s", writes, type(exc).__name__,
+                          self._scrub(str(exc)))
+                for future in current.futures():
+                    settle(future, Unavailable("storage unavailable"))
+                continue
+            self.commits += 1
+            self._on_commit(outcome)
+
+    async def _commit(self, current: Round) -> Committed:
+        """Write a round in one transaction, answer its callers, say what it changed."""
+        answers: list[tuple[asyncio.Future, Any]] = []
+        due: list[int] = []
+        ended: list[str] = []
+        async with self._pool.acquire() as conn, conn.transaction():
+            if current.inserts:
+                due += await self._insert(conn, current.inserts, answers)
+            if current.progress:
+                await conn.execute(PROGRESS_SQL, list(current.progress),
+                                   list(current.progress.values()))
+            answers += [(future, None) for future in current.reported]
+            if current.requeues:
+                ids = list(current.requeues)
+                rows = await conn.fetch(
+                    REQUEUE_SQL, ids, [v[0][0] for v in current.requeues.values()],
+                    [v[0][1] for v in current.requeues.values()])
+                moved = {row[0] for row in rows}
+                due += [row[2] for row in rows if row[1] == "queued"]
+                answers += [(f, i in moved) for i, (_, f) in current.requeues.items()]
+            if current.ends:
+                values = [v for v, _ in current.ends.values()]
+                rows = await conn.fetch(
+                    FINISH_SQL, list(current.ends), *(list(column) for column in zip(*values)))
+                ended = [row[0] for row in rows]
+                done = set(ended)
+                answers += [(f, i in done) for i, (_, f) in current.ends.items()]
+        for future, answer in answers:
+            settle(future, answer)
+        return Committed(min(due) if due else None, ended)
+
+    @staticmethod
+    async def _insert(conn: asyncpg.Connection,
+                      inserts: list[tuple[Sequence[Job], asyncio.Future]],
+                      answers: list[tuple[asyncio.Future, Any]]) -> list[int]:
+        """Insert every new job of the round; a call whose job a unique index refused
+        stores none of its jobs and gets ``DuplicateJob``. Returns the due times of the
+        queued jobs stored."""
+        jobs = [job for batch, _ in inserts for job in batch]
+        stored = {row[0] for row in await conn.fetch(INSERT_SQL, *job_columns(jobs))}
+        undo: list[str] = []
+        due: list[int] = []
+        for batch, future in inserts:
+            if all(job.id in stored for job in batch):
+                answers.append((future, None))
+                due += [job.scheduled_at_ms for job in batch if job.state is JobState.QUEUED]
+            else:
+                undo += [job.id for job in batch if job.id in stored]
+                answers.append((future, DuplicateJob("a job with this idempotency key exists")))
+        if undo:
+            await conn.execute("DELETE FROM jobs WHERE id = ANY($1::text[])", undo)
+        return due
