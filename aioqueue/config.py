@@ -64,6 +64,8 @@ class StorageSettings(Checked):
     path: str = not_empty("aioqueue.db")
     #: commit durability on every backend: FULL survives a power cut, NORMAL a killed process
     synchronous: Literal["FULL", "NORMAL"] = "FULL"
+    #: PostgreSQL only: most connections one server holds for reads and client changes
+    pool_size: int = at_least(1, 10)
 
     @property
     def location(self) -> str:

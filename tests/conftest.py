@@ -65,10 +65,13 @@ JSON_HEADERS = {"Content-Type": "application/json"}
 
 
 @pytest.fixture
-def settings(db_location: str) -> Settings:
-    """Defaults with a fresh database of the chosen backend."""
+def settings(db_location: str, backend: str) -> Settings:
+    """Defaults with a fresh database of the chosen backend (a SQLite ``path``, or a
+    PostgreSQL ``url``)."""
+    storage = StorageSettings(url=db_location) if backend == "postgres" else StorageSettings(
+        path=db_location)
     return Settings(
-        storage=StorageSettings(path=db_location),
+        storage=storage,
         engine=EngineSettings(workers=4, retry_base_s=0.01, retry_max_s=0.05),
     )
 

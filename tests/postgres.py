@@ -94,6 +94,11 @@ async def run_sql(value: str, *statements: str) -> None:
         await conn.close()
 
 
+def execute(value: str, *statements: str) -> None:
+    """Run statements on a connection of their own, from synchronous code or a test's loop."""
+    _run(run_sql(value, *statements))
+
+
 def fresh_schema() -> tuple[str, str]:
     """A new empty schema on the test database: (its name, a DSN that uses it)."""
     base = dsn()

@@ -23,8 +23,14 @@ def store_for(settings: StorageSettings) -> JobStore:
     """
     location = settings.location
     if is_postgres_url(location):
-        # the PostgreSQL backend (store/postgres) plugs in here
-        raise ConfigError("PostgreSQL storage is not available in this version of aioqueue")
+        try:
+            from .postgres import PostgresStore
+        except ImportError:
+            raise ConfigError(
+                "storage: a postgresql:// URL needs the PostgreSQL driver: "
+                "pip install 'aioqueue[postgres]'") from None
+        return PostgresStore(location, synchronous=settings.synchronous,
+                             pool_size=settings.pool_size)
     if "://" in location:
         scheme = location.split("://", 1)[0]
         raise ConfigError(

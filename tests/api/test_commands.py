@@ -12,7 +12,7 @@ from aioqueue.processes import build_registry
 from aioqueue.config import CommandSettings, ProcessSettings, Settings, load_settings
 from aioqueue.errors import ConfigError
 from aioqueue.models import JobState
-from aioqueue.store.sqlite import SQLiteStore
+from tests.helpers.database import stored_job
 
 TOOL = str(Path(__file__).parent.parent / "helpers" / "tool.py")
 
@@ -143,12 +143,7 @@ async def test_stopping_the_server_kills_a_running_command_and_requeues_it(
         return not _alive(child)
 
     assert await _until(child_gone)
-    store = SQLiteStore(settings.storage.path)
-    await store.open()
-    try:
-        job = await store.get(job_id)
-    finally:
-        await store.close()
+    job = await stored_job(settings.storage, job_id)
     assert (job.state, job.attempts) == (JobState.QUEUED, 0)
 
 

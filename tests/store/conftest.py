@@ -1,16 +1,15 @@
 """The ``store`` fixture: every test that takes it runs once per backend in ``BACKENDS``.
 
-A backend is added in one place: an entry here whose value, given the test's temporary
-folder, returns a maker of unopened stores on one fresh database (each call another store
-on the same database, so tests can reopen it). A maker may ``pytest.skip`` with a reason
-when its database is not reachable.
+A backend is added in one place: an entry here whose value, given the test's request,
+returns a maker of unopened stores on one fresh database (each call another store on the
+same database, so tests can reopen it). A backend may ``pytest.skip`` with a reason when
+its database is not reachable (PostgreSQL: see ``tests/postgres.py``; under ``CI=true`` it
+fails instead).
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from pathlib import Path
-
 import pytest
 
 from aioqueue.store import JobStore
@@ -19,19 +18,28 @@ from aioqueue.store.sqlite import SQLiteStore
 Maker = Callable[[], JobStore]
 
 
-def sqlite_backend(folder: Path) -> Maker:
-    path = str(folder / "store.db")
+def sqlite_backend(request: pytest.FixtureRequest) -> Maker:
+    path = str(request.getfixturevalue("tmp_path") / "store.db")
     return lambda: SQLiteStore(path)
 
 
+def postgres_backend(request: pytest.FixtureRequest) -> Maker:
+    url = request.getfixturevalue("pg_url")  # a fresh schema, dropped after the test
+    from aioqueue.store.postgres import PostgresStore
+
+    return lambda: PostgresStore(url, pool_size=4)
+
+
 #: every backend the contract suite runs against
-BACKENDS: dict[str, Callable[[Path], Maker]] = {"sqlite": sqlite_backend}
+BACKENDS: dict[str, Callable[[pytest.FixtureRequest], Maker]] = {
+    "sqlite": sqlite_backend, "postgres": postgres_backend,
+}
 
 
 @pytest.fixture(params=list(BACKENDS))
-def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Maker:
+def make_store(request: pytest.FixtureRequest) -> Maker:
     """Makes unopened stores, all on one fresh database of the backend under test."""
-    return BACKENDS[request.param](tmp_path)
+    return BACKENDS[request.param](request)
 
 
 @pytest.fixture

@@ -11,27 +11,17 @@ and a ``nodes`` table in later migrations; nothing here assumes one server owns 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from ...models import TERMINAL, Job, JobState, sources
+from ..common import COLUMNS, row_to_job, states_sql
 
-#: columns in the order ``row_to_job`` reads them
-COLUMNS = (
-    "id, process, state, input, result, error, progress, attempts, max_attempts, priority, "
-    "created_at_ms, scheduled_at_ms, started_at_ms, ended_at_ms, owner, idempotency_key, "
-    "request_hash, callback_url, notify_email"
-)
 #: the PostgreSQL type of each of ``COLUMNS``, for ``unnest`` of one array per column
 _TYPES = (
     "text", "text", "text", "bytea", "bytea", "bytea", "bytea", "integer", "integer", "integer",
     "bigint", "bigint", "bigint", "bigint", "text", "text", "text", "text", "text",
 )
-
-
-def states_sql(states: Iterable[JobState]) -> str:
-    """A set of states as an SQL list of literals, for ``state IN (...)`` guards."""
-    return ", ".join(f"'{s.value}'" for s in sorted(states, key=lambda s: s.value))
 
 
 ACTIVE_SQL = states_sql(sources(JobState.FAILURE))
@@ -205,14 +195,6 @@ PROGRESS_SQL = (
     "FROM unnest($1::text[], $2::bytea[]) AS u(id, progress) "
     "WHERE jobs.id = u.id AND jobs.state IN ('running', 'paused')"
 )
-
-
-def row_to_job(row: Sequence[Any]) -> Job:
-    """A ``Job`` from the ``COLUMNS`` of a row (in order)."""
-    return Job(
-        row[0], row[1], JobState(row[2]), row[3], row[4], row[5], row[6], row[7], row[8],
-        row[9], row[10], row[11], row[12], row[13], row[14], row[15], row[16], row[17], row[18],
-    )
 
 
 def job_columns(jobs: Sequence[Job]) -> list[list[Any]]:

@@ -20,6 +20,7 @@ import asyncpg
 
 from ...errors import DuplicateJob, Unavailable
 from ...models import Job, JobState
+from ..common import settle
 from .schema import FINISH_SQL, INSERT_SQL, PROGRESS_SQL, REQUEUE_SQL, job_columns
 
 log = logging.getLogger(__name__)
@@ -54,16 +55,6 @@ class Committed:
     due_ms: int | None
     #: jobs it ended
     ended: list[str]
-
-
-def settle(future: asyncio.Future, outcome: Any) -> None:
-    """Answer a caller with a result or an exception, unless it gave up waiting."""
-    if future.done():
-        return
-    if isinstance(outcome, BaseException):
-        future.set_exception(outcome)
-    else:
-        future.set_result(outcome)
 
 
 class GroupWriter:

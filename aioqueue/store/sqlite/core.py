@@ -24,7 +24,8 @@ import aiosqlite
 from ...errors import DuplicateJob, Unavailable
 from ...models import ACTIVE, ErrorCode, Job, JobState, error_json, sources
 from ..base import JobStore
-from .groupcommit import Batch, Insert, Write, group_writes, quietly, settle
+from ..common import settle
+from .groupcommit import Batch, Insert, Write, group_writes, quietly
 from .outbox import OutboxQueries
 from .schema import (
     _INSERT, CLAIM_SQL, COLUMNS, MIGRATIONS, NEXT_DUE_SQL, SCHEMA_VERSION, _job_to_row,

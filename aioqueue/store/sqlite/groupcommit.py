@@ -65,16 +65,6 @@ def group_writes(writes: list[Write]) -> list[list[Write]]:
     return units
 
 
-def settle(future: asyncio.Future, outcome: Any) -> None:
-    """Answer a caller with a result or an exception, unless it was answered already."""
-    if future.done():
-        return
-    if isinstance(outcome, BaseException):
-        future.set_exception(outcome)
-    else:
-        future.set_result(outcome)
-
-
 async def quietly(awaitable: Any) -> None:
     """Await a rollback whose failure changes nothing (the commit failed already)."""
     try:

@@ -5,24 +5,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from typing import Any
-
 from ...models import TERMINAL, Job, JobState
-
-#: columns in the order ``_row_to_job`` reads them
-COLUMNS = (
-    "id, process, state, input, result, error, progress, attempts, max_attempts, priority, "
-    "created_at_ms, scheduled_at_ms, started_at_ms, ended_at_ms, owner, idempotency_key, "
-    "request_hash, callback_url, notify_email"
-)
-
-
-
-def states_sql(states: Iterable[JobState]) -> str:
-    """A set of states as an SQL list of literals, for ``state IN (...)`` guards."""
-    return ", ".join(f"'{s.value}'" for s in sorted(states, key=lambda s: s.value))
-
+from ..common import COLUMNS, states_sql
+from ..common import row_to_job as _row_to_job
 
 _STATES = states_sql(JobState)
 _TERMINAL = states_sql(TERMINAL)
@@ -127,13 +112,6 @@ PURGE_SQL = (
 _INSERT = (
     f"INSERT INTO jobs ({COLUMNS}) VALUES ({', '.join('?' * 19)}) ON CONFLICT DO NOTHING"
 )
-
-
-def _row_to_job(row: Sequence[Any]) -> Job:
-    return Job(
-        row[0], row[1], JobState(row[2]), row[3], row[4], row[5], row[6], row[7], row[8],
-        row[9], row[10], row[11], row[12], row[13], row[14], row[15], row[16], row[17], row[18],
-    )
 
 
 def _job_to_row(job: Job) -> tuple:

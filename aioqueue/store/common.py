@@ -1,0 +1,44 @@
+"""What the SQL backends share: the job's columns, states as SQL literals, rows as jobs,
+and answering a caller who waits for a grouped write.
+
+Only ``store/<backend>/`` modules import this; it speaks no dialect and needs no driver.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from ..models import Job, JobState
+
+#: the job's columns, in the order ``row_to_job`` reads them
+COLUMNS = (
+    "id, process, state, input, result, error, progress, attempts, max_attempts, priority, "
+    "created_at_ms, scheduled_at_ms, started_at_ms, ended_at_ms, owner, idempotency_key, "
+    "request_hash, callback_url, notify_email"
+)
+
+
+def states_sql(states: Iterable[JobState]) -> str:
+    """A set of states as an SQL list of literals, for ``state IN (...)`` guards."""
+    return ", ".join(f"'{s.value}'" for s in sorted(states, key=lambda s: s.value))
+
+
+def row_to_job(row: Sequence[Any]) -> Job:
+    """A ``Job`` from a row of ``COLUMNS``, in order."""
+    return Job(
+        row[0], row[1], JobState(row[2]), row[3], row[4], row[5], row[6], row[7], row[8],
+        row[9], row[10], row[11], row[12], row[13], row[14], row[15], row[16], row[17], row[18],
+    )
+
+
+def settle(future: asyncio.Future, outcome: Any) -> None:
+    """Answer a caller with a result or an exception, unless it was answered already (or
+    gave up waiting)."""
+    if future.done():
+        return
+    if isinstance(outcome, BaseException):
+        future.set_exception(outcome)
+    else:
+        future.set_result(outcome)
