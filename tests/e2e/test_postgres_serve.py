@@ -166,3 +166,25 @@ async def test_an_idle_server_sends_no_queries_and_uses_no_cpu(pg_url):
         assert _cpu_s(server.proc.pid) - cpu < 0.05
     finally:
         await server.terminate()
+
+
+async def test_a_job_queued_on_a_busy_server_starts_at_once_on_an_idle_one(pg_url, tmp_path):
+    config = tmp_path / "quick.toml"
+    config.write_text("[server]\nshutdown_grace_s = 0.1\n")
+    busy = await ServerProcess.start(pg_url, "--workers", "1", "--config", str(config))
+    idle = await ServerProcess.start(pg_url, "--workers", "1", "--config", str(config))
+    try:
+        async with aiohttp.ClientSession() as http:
+            async with http.post(f"{busy.url}/async-process/?process=sleep&return_timeout=0.2",
+                                 json={"seconds": 60}) as resp:
+                assert (await resp.json())["state"] == "running"
+            # the busy server's one worker is taken: this job waits in the queue
+            async with http.post(f"{busy.url}/async-process/?process=echo",
+                                 json={"n": 1}) as resp:
+                job = await resp.json()
+            # the idle server sleeps with nothing due; only the NOTIFY can wake it
+            async with http.get(f"{idle.url}/async-process/{job['id']}?return_timeout=10") as resp:
+                assert (await resp.json())["state"] == "success"
+    finally:
+        await busy.terminate()
+        await idle.terminate()
