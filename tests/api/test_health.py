@@ -10,8 +10,10 @@ from tests.faults import FaultyStore
 
 
 @pytest.fixture
-def faulty(monkeypatch):
+def faulty(monkeypatch, backend):
     """The app's store is a real SQLite file whose writes fail on demand."""
+    if backend != "sqlite":
+        pytest.skip("the fault is injected into SQLite's writer connection (tests/faults.py)")
     made: list[FaultyStore] = []
 
     def faulty_store(settings):
