@@ -125,6 +125,7 @@ async def test_a_database_failure_answers_json_without_postgresql_text(pg_url):
                 assert resp.status == 503, body
                 assert body["error"]["code"] == "unavailable"
                 assert "jobs" not in str(body) and "relation" not in str(body)
+                assert _password(pg_url) not in str(body)
         await conn.execute("ALTER TABLE jobs_away RENAME TO jobs")
     finally:
         await conn.close()
