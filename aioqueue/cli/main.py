@@ -17,7 +17,7 @@ from .. import __version__
 
 from ..config import Settings, load_settings
 from ..errors import AioqueueError
-from . import admin
+from . import admin, migrate
 from .client import CLIENT_COMMANDS, add_commands, add_connection_options, run
 
 EXIT_START = 2
@@ -43,6 +43,7 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("file", help="the TOML config file")
     add_commands(commands)
     admin.add_commands(commands)
+    migrate.add_command(commands)
     token = commands.add_parser("token", help="manage client tokens")
     token_commands = token.add_subparsers(dest="token_command", required=True)
     new = token_commands.add_parser(
@@ -139,6 +140,8 @@ def main(argv: list[str] | None = None) -> int:
         return _token_new(args)
     if args.command in admin.ADMIN_COMMANDS:
         return admin.run(args)
+    if args.command == "migrate-store":
+        return migrate.run(args)
     if args.command == "check-config":
         from .check import check_config
 

@@ -31,8 +31,22 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
 
 from ..models import Job, JobState, Notice
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    """A notification as the outbox keeps it, pending or given up: what a store copy moves."""
+
+    job_id: str
+    kind: str  #: "webhook" or "email"
+    target: str  #: the URL or the address
+    state: str  #: "pending", or "failed" once given up
+    attempts: int  #: deliveries tried so far
+    due_at_ms: int
+    last_error: str | None
 
 
 class StoreListener:
@@ -253,3 +267,25 @@ class JobStore(abc.ABC):
     @abc.abstractmethod
     async def failed_notices(self, job_id: str) -> list[tuple[str, int, str | None]]:
         """(kind, attempts, last error) of a job's notices that were given up, oldest first."""
+
+    # ---------------------------------------------------------------- copying a whole store
+
+    @abc.abstractmethod
+    async def export_notices(self, *, after: int, limit: int) -> list[tuple[int, OutboxRow]]:
+        """Up to ``limit`` outbox rows, pending and given up, oldest first, each with its
+        position; only those after position ``after`` (0 for the first page)."""
+
+    @abc.abstractmethod
+    async def import_rows(self, jobs: Sequence[tuple[int, Job]],
+                          notices: Sequence[OutboxRow]) -> None:
+        """Store jobs and outbox rows exactly as given, in one transaction (``migrate-store``).
+
+        Each job keeps every field, its state whatever it is, and its position (as
+        ``list_jobs`` gave it), so list order and clients' cursors carry over; jobs inserted
+        later get larger positions than every imported one. Notices are added in the order
+        given. Nothing else happens: no notice is made from a job's state and no listener
+        is told. A job imported as running counts as one whose owner is gone, which the next
+        server's ``recover`` settles. Durable on return. Raises ``DuplicateJob``, storing
+        nothing of the call, when a job's id, position or idempotency key is taken. Meant
+        for a store that no server is using.
+        """

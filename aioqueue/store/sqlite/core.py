@@ -27,6 +27,7 @@ from ..base import JobStore
 from ..common import settle
 from .groupcommit import Batch, Insert, Write, group_writes, quietly
 from .outbox import OutboxQueries
+from .transfer import TransferQueries
 from .schema import (
     _INSERT, CLAIM_SQL, COLUMNS, MIGRATIONS, NEXT_DUE_SQL, SCHEMA_VERSION, _job_to_row,
     _row_to_job, states_sql,
@@ -35,7 +36,7 @@ from .transitions import ControlQueries
 
 log = logging.getLogger(__name__)
 
-class SQLiteStore(ControlQueries, OutboxQueries, JobStore):
+class SQLiteStore(ControlQueries, OutboxQueries, TransferQueries, JobStore):
     """SQLite storage for jobs. Open it, use it from one event loop, close it.
 
     Only this process writes the file, so ``StoreListener``s are never called.
