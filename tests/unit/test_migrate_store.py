@@ -24,12 +24,13 @@ async def fill(store: JobStore) -> None:
     now = now_ms()
     full = dict(owner="alice", request_hash="h" * 16, callback_url="http://127.0.0.1:9/hook",
                 notify_email="ops@example.org", input=b'{"n": 1}')
-    await store.insert([make_job(priority=9, max_attempts=5, **full) for _ in range(3)])
+    await store.insert([make_job(priority=9, max_attempts=5, scheduled_at_ms=now, **full)
+                        for _ in range(3)])
     await store.insert([make_job(idempotency_key="key-1", **full)])
     await store.insert([make_job(idempotency_key="key-1", owner="bob", priority=-3)])
     await store.insert([make_job(scheduled_at_ms=now + YEAR_MS, process="later")])
     await store.insert([make_job(process="pausable", priority=1)])
-    ok, bad, busy = await store.claim(3, now)
+    ok, bad, busy = await store.claim(3, now_ms())
     await store.set_progress(busy, b'{"percent": 50.0}')
     await store.finish(ok, JobState.SUCCESS, result=b'{"r": [1, 2]}', error=None,
                        ended_at_ms=now + 1)
