@@ -23,6 +23,7 @@ from ..base import JobStore
 from . import connect
 from .migrate import migrate
 from .queries import ControlQueries
+from .transfer import TransferQueries
 from .schema import (
     ACTIVE_SQL, CLAIM_CAPPED_SQL, CLAIM_PROCESS_SQL, CLAIM_SQL, COLUMNS, NEXT_DUE_OF_SQL,
     NEXT_DUE_SQL, ORDERED_SETTINGS, ending, row_to_job,
@@ -37,7 +38,7 @@ T = TypeVar("T")
 ORDERED_POOL_SIZE = 2
 
 
-class PostgresStore(ControlQueries, JobStore):
+class PostgresStore(ControlQueries, TransferQueries, JobStore):
     """Jobs in one PostgreSQL schema (the first of the URL's ``search_path``)."""
 
     def __init__(self, url: str, *, synchronous: str = "FULL", pool_size: int = 10) -> None:
