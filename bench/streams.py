@@ -28,21 +28,11 @@ import time
 import aiohttp
 
 from _harness import aioqueue_server
+from overload import memory_mb
 
 #: the tasks reading the admitted streams (held here so they are not collected)
 _READERS: set[asyncio.Task] = set()
 REQUEST = b"GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n"
-
-
-def memory_mb(pid: int) -> tuple[float, float]:
-    """The process's resident memory now and its peak, in MB."""
-    figures = {}
-    with open(f"/proc/{pid}/status") as fh:
-        for line in fh:
-            key, _, value = line.partition(":")
-            if key in ("VmRSS", "VmHWM"):
-                figures[key] = int(value.split()[0]) / 1024
-    return figures["VmRSS"], figures["VmHWM"]
 
 
 async def open_stream(port: int, read: bool) -> tuple[int, asyncio.StreamWriter | None]:
@@ -137,7 +127,8 @@ async def phase(url: str, pid: int, streams: int, read: bool, args) -> dict:
         stop.set()
         accepted = await load
         latencies = await probing
-    rss, peak = memory_mb(pid)
+    memory = memory_mb(pid)
+    rss, peak = memory["VmRSS"], memory["VmHWM"]
     for writer in writers:
         writer.close()
     await asyncio.sleep(2)  # the server looks for readers that left once a second

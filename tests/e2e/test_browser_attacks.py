@@ -14,12 +14,6 @@ EVIL = "http://evil.example"
 JSON = {"Content-Type": "application/json"}
 
 
-@pytest.fixture
-async def http():
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=20)) as session:
-        yield session
-
-
 async def _start(tmp_path, config_text: str):
     config = tmp_path / "server.toml"
     config.write_text("[server]\nshutdown_grace_s = 0.1\n" + config_text)

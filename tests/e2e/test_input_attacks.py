@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 
-import aiohttp
 import pytest
 
 from tests.helpers.sse import next_event
@@ -23,12 +22,6 @@ async def server(tmp_path):
         yield running
     finally:
         await running.terminate()
-
-
-@pytest.fixture
-async def http():
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=20)) as session:
-        yield session
 
 
 async def test_a_deeply_nested_input_with_an_idempotency_key_is_a_400_not_a_500(server, http):

@@ -37,12 +37,6 @@ async def server(tmp_path):
         await running.terminate()
 
 
-@pytest.fixture
-async def http():
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
-        yield session
-
-
 async def _refused(resp: aiohttp.ClientResponse, scope: str) -> None:
     assert resp.status == 429
     assert int(resp.headers["Retry-After"]) >= 1
