@@ -253,6 +253,15 @@ class RetentionSettings(Checked):
 
 
 @dataclass(frozen=True)
+class ClusterSettings(Checked):
+    """Several servers on one PostgreSQL database (ignored on SQLite)."""
+
+    #: seconds a server's claims outlive its last heartbeat (sent every lease_s / 3); a
+    #: server silent this long is dead and its jobs are re-queued by the others
+    lease_s: float = above(0, 30.0)
+
+
+@dataclass(frozen=True)
 class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     storage: StorageSettings = field(default_factory=StorageSettings)
@@ -263,6 +272,7 @@ class Settings:
     retention: RetentionSettings = field(default_factory=RetentionSettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
     limits: LimitSettings = field(default_factory=LimitSettings)
+    cluster: ClusterSettings = field(default_factory=ClusterSettings)
 
     def with_overrides(self, section: str, **values: Any) -> Settings:
         """A copy with some keys of one section replaced (command-line options win over the file).

@@ -11,7 +11,7 @@ import functools
 import os
 import re
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any
 
@@ -84,6 +84,11 @@ class ErrorCode(str, enum.Enum):
 _JOB_ID = re.compile(r"[0-9a-f]{32}")
 
 
+def new_claim_token() -> str:
+    """A fresh claim token: a store with leases fences a run's writes with it."""
+    return os.urandom(12).hex()
+
+
 def new_job_id() -> str:
     """A uuid4 as 32 lowercase hex characters, as clients see it.
 
@@ -146,6 +151,9 @@ class Job:
     request_hash: str | None = None
     callback_url: str | None = None
     notify_email: str | None = None
+    #: the claim token of the run holding this copy (None when not claimed, or on a store
+    #: with one owner); a store with leases refuses writes that carry a stale one
+    claim: str | None = field(default=None, compare=False, repr=False)
 
     @property
     def terminal(self) -> bool:

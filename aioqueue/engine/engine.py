@@ -23,7 +23,7 @@ from typing import Any
 from ..config import EngineSettings, LimitSettings
 from ..errors import Unavailable
 from ..models import Job, now_ms, plural
-from ..store import JobStore
+from ..store import JobStore, Node
 from .arrivals import Arrivals
 from .backlog import Backlog
 from .batch import BatchRunner
@@ -199,6 +199,10 @@ class Engine:
         """A page of jobs, newest first, and the cursor of the next page (None at the end)."""
         return await self.control.list_jobs(process=process, state=state, limit=limit,
                                             after=after, owner=owner)
+
+    async def nodes(self) -> list[Node]:
+        """The servers sharing the store (just this one on a single-owner store)."""
+        return await self.store.nodes(len(self.pool.running))
 
     async def figures(self) -> tuple[dict[str, int], int]:
         """Active jobs per state, and how many the workers run now (for metrics)."""

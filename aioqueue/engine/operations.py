@@ -13,7 +13,7 @@ import asyncio
 import base64
 import binascii
 import hashlib
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 import orjson
@@ -166,6 +166,21 @@ class JobControl(StoreListener):
     def jobs_due(self, scheduled_at_ms: int) -> None:
         """Another server queued a job due then: the dispatcher may have to wake earlier."""
         self.note_queued(scheduled_at_ms)
+
+    def claims_lost(self, job_ids: Sequence[str]) -> None:
+        """Our claims on these jobs ran out: stop their handlers, which then write nothing
+        (a live server rescues the jobs)."""
+        for job_id in job_ids:
+            run = self.pool.running.get(job_id)
+            if run is not None and not run.ending:
+                run.stop("lost")
+
+    def sweep(self) -> None:
+        """The heartbeat's safety net: the dispatcher looks at the queue, and every job
+        someone waits for here is read again, in case its notice was lost."""
+        self.note_queued(now_ms())
+        for job_id in self.waiters.watched():
+            self.job_changed(job_id)
 
     def job_changed(self, job_id: str) -> None:
         """Another server changed this job: bring its handler here (if it runs here), its

@@ -22,7 +22,7 @@ from .health import WriteHealth
 from .observer import Observers
 from .pool import WorkerPool
 from .retry import RetryPolicy
-from .running import Running
+from .running import FINAL, Running
 
 log = logging.getLogger(__name__)
 
@@ -89,10 +89,11 @@ class Recorder:
     async def record(self, run: Running, outcome: Outcome) -> None:
         """Write the outcome; protected from cancellation so the end is never half-written.
 
-        A job a client cancelled has its end written already.
+        A job a client cancelled has its end written already; one whose claim was lost is
+        no longer ours to write.
         """
         run.ending = True
-        if run.stop_reason == "cancel":
+        if run.stop_reason in FINAL:
             return
         if outcome.state is JobState.QUEUED:
             await self._requeue(run, outcome)

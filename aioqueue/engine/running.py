@@ -15,6 +15,10 @@ from ..models import Job
 from .context import JobContext
 
 
+#: stop reasons after which the run writes nothing: its end is written, or not ours to write
+FINAL = ("cancel", "lost")
+
+
 class TimedOut(Exception):
     """The handler ran past its process's timeout (paused time not counted)."""
 
@@ -28,7 +32,8 @@ class Running:
     task: asyncio.Future | None = None
     #: the task writing the latest progress report, while one is being written
     progress_writer: asyncio.Future | None = None
-    #: "cancel" (a client asked; the end is already written) or "drain" (shutdown)
+    #: "cancel" (a client asked; the end is already written), "drain" (shutdown) or
+    #: "lost" (our claim ran out: another server rescues the job; nothing is written)
     stop_reason: str | None = None
     #: set once the worker is writing the job's outcome; a resume then waits for ``done``
     ending: bool = False
@@ -39,9 +44,10 @@ class Running:
     def stop(self, reason: str) -> None:
         """Tell the handler to stop: its task is cancelled, a thread sees it at a checkpoint.
 
-        A client's cancel is final: a later drain does not turn it into a re-queue.
+        A client's cancel and a lost claim are final: a later drain does not turn them into
+        a re-queue.
         """
-        if self.stop_reason == "cancel":
+        if self.stop_reason in FINAL:
             return
         self.stop_reason = reason
         self.ctx._cancel()

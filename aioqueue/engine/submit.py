@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import DuplicateJob, Unavailable
-from ..models import Job, JobState, new_job_id, now_ms
+from ..models import Job, JobState, new_claim_token, new_job_id, now_ms
 from ..store import JobStore
 from .backlog import Backlog
 from .bulk import bulk_jobs, dump_input
@@ -122,6 +122,7 @@ class Submitter:
             started_at_ms=now if handoff else None, ended_at_ms=None, owner=request.owner,
             callback_url=request.callback_url, notify_email=request.notify_email,
             idempotency_key=request.idempotency_key, request_hash=request_hash,
+            claim=new_claim_token() if handoff else None,
         )
 
     async def _store(self, job: Job) -> None:

@@ -27,6 +27,10 @@ class Waiters(JobObserver):
             if not futures:
                 del self._by_job[job_id]
 
+    def watched(self) -> list[str]:
+        """The jobs someone waits for now."""
+        return list(self._by_job)
+
     @staticmethod
     async def wait(future: asyncio.Future, timeout_s: float) -> Job | None:
         """The ended job, or None when ``timeout_s`` passes first."""

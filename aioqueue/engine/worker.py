@@ -14,7 +14,7 @@ from .context import JobCancelled
 from .outcome import GIVE_BACK, Outcome, Recorder, failed, raised, succeeded
 from .pool import WorkerPool
 from .registry import Registry
-from .running import Running, TimedOut
+from .running import FINAL, Running, TimedOut
 
 
 class JobRunner:
@@ -35,8 +35,8 @@ class JobRunner:
             return
         run = self.pool.begin(job)
         try:
-            if run.stop_reason == "cancel":
-                return  # cancelled while it waited for this worker; its end is written
+            if run.stop_reason in FINAL:
+                return  # cancelled (its end is written) or lost while it waited for a worker
             if not self.accepting():
                 run.stop_reason = "drain"
                 outcome = GIVE_BACK

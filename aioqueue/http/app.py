@@ -63,7 +63,8 @@ def create_app(settings: Settings, registry: Registry | None = None) -> web.Appl
     app[METRICS] = metrics
     app[TOKENS] = TokenTable(settings.auth.tokens)
     app[LIMITER] = RateLimiter(settings.limits.rate_per_s, settings.limits.rate_burst)
-    app[STORE] = store_for(settings.storage)  # a bad location stops here, before any socket
+    # a bad location stops here, before any socket
+    app[STORE] = store_for(settings.storage, lease_s=settings.cluster.lease_s)
     app.cleanup_ctx.extend([_store, _engine(registry), _notifier, _retention])
     app.on_shutdown.extend([_drain, _end_streams])
     add_routes(app)

@@ -32,7 +32,7 @@ PRINCIPAL = _request_key("principal")
 PUBLIC_PATHS = frozenset({"/health", "/openapi.json", "/ui"})
 PUBLIC_PREFIXES = ("/ui/",)
 #: paths only an admin token may read: their figures cover every client's jobs
-ADMIN_PATHS = frozenset({"/metrics"})
+ADMIN_PATHS = frozenset({"/metrics", "/nodes"})
 
 
 def principal_of(request: web.Request) -> Principal:

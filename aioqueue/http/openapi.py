@@ -107,8 +107,25 @@ SCHEMAS: dict[str, Any] = {
     },
     "Health": {
         "type": "object",
-        "properties": {"status": {"type": "string"}},
-        "required": ["status"],
+        "properties": {"status": {"type": "string"},
+                       "node": {"type": "string", "description": "This server's node id."}},
+        "required": ["status", "node"],
+    },
+    "Nodes": {
+        "type": "object",
+        "properties": {"nodes": {"type": "array", "items": {
+            "type": "object",
+            "properties": {
+                "id": {"type": "string"}, "host": {"type": "string"},
+                "pid": {"type": "integer"},
+                "started_at": {"type": "string", "format": "date-time"},
+                "last_seen": {"type": "string", "format": "date-time"},
+                "alive": {"type": "boolean"},
+                "running": {"type": "integer", "description": "Jobs it runs now."},
+            },
+            "required": ["id", "host", "pid", "started_at", "last_seen", "alive", "running"],
+        }}},
+        "required": ["nodes"],
     },
     "Error": {
         "type": "object",
@@ -357,6 +374,12 @@ def build_openapi(*, max_return_timeout_s: float = 120.0,
             "responses": _responses({200: {
                 "description": "Prometheus text exposition format 0.0.4.",
                 "content": {"text/plain": {"schema": {"type": "string"}}}}}, (403,)),
+        }},
+        "/nodes": {"get": {
+            "operationId": "nodes",
+            "summary": "The servers sharing the database, and the jobs each runs",
+            "description": "Where tokens are configured, only an admin token may read it.",
+            "responses": _responses({200: _json("Nodes", "The servers.")}, (403,)),
         }},
         "/openapi.json": {"get": {
             "operationId": "openapi",

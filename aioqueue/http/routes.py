@@ -14,7 +14,7 @@ from aiohttp import web
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from ..errors import InvalidRequest, JobNotFound, Unavailable
-from ..models import JobState
+from ..models import JobState, iso_ms
 from ..notify import check_callback_url, check_email
 from . import params
 from .auth import admit, creator_of, owner_of, principal_of
@@ -178,7 +178,16 @@ async def health(request: web.Request) -> web.Response:
         raise Unavailable(
             "degraded: the database refuses writes; job ends are kept and retried",
             details={"status": "degraded", "pending_ends": engine.health.pending_ends})
-    return json_response({"status": "ok"})
+    return json_response({"status": "ok", "node": engine.store.node})
+
+
+async def nodes(request: web.Request) -> web.Response:
+    """GET /nodes: the servers sharing the database, each with the jobs it runs."""
+    found = await request.app[ENGINE].nodes()
+    return json_response({"nodes": [{
+        "id": n.id, "host": n.host, "pid": n.pid, "started_at": iso_ms(n.started_at_ms),
+        "last_seen": iso_ms(n.last_seen_ms), "alive": n.alive, "running": n.running,
+    } for n in found]})
 
 
 async def openapi(request: web.Request) -> web.Response:
@@ -216,3 +225,4 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get(HEALTH_PATH, health, name=HEALTH_ROUTE)
     app.router.add_get("/openapi.json", openapi)
     app.router.add_get("/metrics", metrics)
+    app.router.add_get("/nodes", nodes)

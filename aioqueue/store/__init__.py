@@ -3,7 +3,7 @@
 Only the backends (``store/sqlite``, ``store/postgres``) speak SQL or import a driver.
 """
 
-from .base import JobStore, OutboxRow, StoreListener
+from .base import JobStore, Node, OutboxRow, StoreListener
 from .factory import is_postgres_url, store_for
 
-__all__ = ["JobStore", "OutboxRow", "StoreListener", "is_postgres_url", "store_for"]
+__all__ = ["JobStore", "Node", "OutboxRow", "StoreListener", "is_postgres_url", "store_for"]

@@ -30,10 +30,13 @@ overwrite the attempt that replaced it (the write then answers as a lost race).
 from __future__ import annotations
 
 import abc
+import os
+import socket
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 from ..models import Job, JobState, Notice
+from ..models import now_ms as _now_ms
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,29 @@ class StoreListener:
     def job_changed(self, job_id: str) -> None:
         """Another process changed this job (cancel, pause, resume, end): read it again."""
 
+    def claims_lost(self, job_ids: Sequence[str]) -> None:
+        """This process could not renew its claims on these jobs in time, or another took
+        them over: stop their handlers now and write nothing for them (the store would
+        refuse it; the jobs are, or are about to be, rescued by a live process)."""
+
+    def sweep(self) -> None:
+        """A slow safety net (once a heartbeat): look again at whatever a lost notice may
+        have hidden, as if every watched job had changed and a job had come due."""
+
+
+@dataclass(frozen=True, slots=True)
+class Node:
+    """One server sharing the store, as ``JobStore.nodes`` reports it."""
+
+    id: str
+    host: str
+    pid: int
+    started_at_ms: int
+    last_seen_ms: int
+    alive: bool
+    #: jobs it runs now (running or paused under its claim)
+    running: int
+
 
 class JobStore(abc.ABC):
     """Where jobs and their notices live. Open it, use it from one event loop, close it."""
@@ -73,6 +99,9 @@ class JobStore(abc.ABC):
 
     def __init__(self) -> None:
         self.listeners: list[StoreListener] = []
+        #: this server's name among the servers sharing the store (``/health``, ``/nodes``)
+        self.node = os.urandom(8).hex()
+        self.started_at_ms = _now_ms()
 
     def subscribe(self, listener: StoreListener) -> None:
         """Have ``listener`` told of other processes' changes (see ``StoreListener``)."""
@@ -102,6 +131,16 @@ class JobStore(abc.ABC):
         earlier writes failed. This default commits nothing and so finds out nothing: a
         backend whose writes can fail while its reads work (a full disk) overrides it.
         """
+
+    async def nodes(self, running: int) -> list[Node]:
+        """The servers that share this store, oldest first, each with how many jobs it runs.
+
+        A single-owner backend has one: this process, which runs ``running`` jobs (a
+        backend that registers its servers counts from its own rows and ignores it).
+        """
+        now = _now_ms()
+        return [Node(self.node, socket.gethostname(), os.getpid(), self.started_at_ms, now,
+                     True, running)]
 
     # ---------------------------------------------------------------- new jobs
 

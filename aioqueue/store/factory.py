@@ -15,11 +15,12 @@ def is_postgres_url(location: str) -> bool:
     return location.lower().startswith(POSTGRES_SCHEMES)
 
 
-def store_for(settings: StorageSettings) -> JobStore:
+def store_for(settings: StorageSettings, *, lease_s: float = 30.0) -> JobStore:
     """The store ``[storage]`` names, not opened yet (``url``, else ``path``).
 
     Backends are imported here, on demand, so a server on SQLite never needs the
-    PostgreSQL driver installed.
+    PostgreSQL driver installed. ``lease_s`` (``[cluster]``) is how long a claim outlives
+    its server's last heartbeat, on a backend that several servers share.
     """
     location = settings.location
     if is_postgres_url(location):

@@ -44,6 +44,7 @@ ENDPOINTS = [
     ("GET", "/health"),
     ("GET", "/openapi.json"),
     ("GET", "/metrics"),
+    ("GET", "/nodes"),
     ("GET", "/ui"),
     ("GET", "/ui/"),
     ("GET", "/ui/{id}"),

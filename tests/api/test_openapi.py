@@ -39,7 +39,7 @@ def test_every_endpoint_of_the_design_is_described():
         ("GET", "/async-process/{job_id}/events"),
         ("POST", "/async-process/{job_id}/cancel"), ("POST", "/async-process/{job_id}/pause"),
         ("POST", "/async-process/{job_id}/resume"),
-        ("GET", "/events"), ("GET", "/processes"), ("GET", "/health"), ("GET", "/metrics"),
+        ("GET", "/events"), ("GET", "/processes"), ("GET", "/health"), ("GET", "/metrics"), ("GET", "/nodes"),
         ("GET", "/openapi.json"), ("GET", "/ui"),
     }
     ids = [op_id for _, _, op_id in _operations(document)]
@@ -49,7 +49,7 @@ def test_every_endpoint_of_the_design_is_described():
 def test_the_document_is_valid_openapi_3_1():
     # schemathesis refuses a document that does not validate against the OpenAPI 3.1 schema
     schema = schemathesis.openapi.from_dict(build_openapi())
-    assert sum(1 for result in schema.get_all_operations() if result.ok()) == 15
+    assert sum(1 for result in schema.get_all_operations() if result.ok()) == 16
 
 
 async def test_served_document_names_this_servers_processes_and_limits(client):

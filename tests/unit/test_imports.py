@@ -164,7 +164,7 @@ def test_only_the_store_and_the_command_line_import_a_backend():
             continue
         backends = {n for n in _imports(path)
                     if n.startswith("aioqueue.store.") and n.split(".")[2] not in
-                    ("base", "factory", "JobStore", "StoreListener", "store_for",
+                    ("base", "factory", "JobStore", "Node", "StoreListener", "store_for",
                      "is_postgres_url")}
         assert not backends, f"{path.relative_to(PACKAGE)} imports {backends}"
 
