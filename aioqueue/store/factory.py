@@ -31,7 +31,7 @@ def store_for(settings: StorageSettings, *, lease_s: float = 30.0) -> JobStore:
                 "storage: a postgresql:// URL needs the PostgreSQL driver: "
                 "pip install 'aioqueue[postgres]'") from None
         return PostgresStore(location, synchronous=settings.synchronous,
-                             pool_size=settings.pool_size)
+                             pool_size=settings.pool_size, lease_s=lease_s)
     if "://" in location:
         scheme = location.split("://", 1)[0]
         raise ConfigError(

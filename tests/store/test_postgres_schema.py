@@ -85,13 +85,14 @@ async def test_each_claim_is_served_by_its_one_index_and_never_sorts_the_backlog
     await store.insert([make_job(process=f"p{n % 4}", priority=n % 5) for n in range(4000)])
     now = now_ms()
 
-    claim = await _plan(store, CLAIM_SQL, now, 10)
+    claim = await _plan(store, CLAIM_SQL, now, 10, "node", 30_000)
     assert _scans(claim) == ["jobs_claim", "jobs_pkey"], claim
     assert "Sort" not in claim, claim
-    one = await _plan(store, CLAIM_PROCESS_SQL, now, 10, "p1")
+    one = await _plan(store, CLAIM_PROCESS_SQL, now, 10, "p1", "node", 30_000)
     assert _scans(one) == ["jobs_claim_process", "jobs_pkey"], one
     assert "Sort" not in one, one
-    capped = await _plan(store, CLAIM_CAPPED_SQL, now, ["p0", "p2"], [3, 4], 5)
+    capped = await _plan(store, CLAIM_CAPPED_SQL, now, ["p0", "p2"], [3, 4], 5, "node",
+                         30_000)
     assert _scans(capped) == ["jobs_claim_process", "jobs_pkey"], capped
     # only the few rows the caps let through are sorted, never the backlog
     assert capped.count("Sort Key") == 1 and "Sort Key: p.priority" in capped, capped

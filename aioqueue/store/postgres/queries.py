@@ -40,6 +40,7 @@ class ControlQueries:
     _fetch: Callable[..., Awaitable[list[asyncpg.Record]]]
     _value: Callable[..., Awaitable[Any]]
     _announce: Callable[..., None]
+    node: str
 
     async def _transition(self, sql: str, *args: Any) -> Job | None:
         rows = await self._fetch(sql, *args)
@@ -64,13 +65,17 @@ class ControlQueries:
             job_id, owner)
 
     async def resume(self, job_id: str, *, running: bool, owner: str | None = None) -> Job | None:
-        if running:
-            change = "state = 'running'"
-        else:
-            change = "state = 'queued', attempts = least(attempts, max_attempts - 1)"
+        """A handler still waits when ``running`` says so (here), or when another server
+        holds the job's claim: the database knows that, this server does not."""
+        live = "($4::boolean OR (claim IS NOT NULL AND node <> $3))"
         return await self._transition(
-            f"UPDATE jobs SET {change} WHERE id = $1 AND ($2::text IS NULL OR owner = $2) "
-            f"AND state = 'paused' RETURNING {COLUMNS}", job_id, owner)
+            f"UPDATE jobs SET state = CASE WHEN {live} THEN 'running' ELSE 'queued' END, "
+            f"attempts = CASE WHEN {live} THEN attempts "
+            "ELSE least(attempts, max_attempts - 1) END, "
+            f"node = CASE WHEN {live} THEN node END, claim = CASE WHEN {live} THEN claim END, "
+            f"lease_until_ms = CASE WHEN {live} THEN lease_until_ms END "
+            "WHERE id = $1 AND ($2::text IS NULL OR owner = $2) "
+            f"AND state = 'paused' RETURNING {COLUMNS}", job_id, owner, self.node, running)
 
     async def delete(self, job_id: str, *, owner: str | None = None) -> bool:
         deleted = await self._value(

@@ -16,6 +16,7 @@ from typing import Any
 
 from ...models import TERMINAL, Job, JobState, sources
 from ..common import COLUMNS, row_to_job, states_sql
+from .leases import CLEAR_CLAIM, CLUSTER_MIGRATION, DB_NOW_MS
 
 #: the PostgreSQL type of each of ``COLUMNS``, for ``unnest`` of one array per column
 _TYPES = (
@@ -97,11 +98,21 @@ MIGRATIONS: list[list[str]] = [
         "ALTER TABLE jobs SET (autovacuum_vacuum_scale_factor = 0.01, "
         "autovacuum_vacuum_insert_scale_factor = 0.05, autovacuum_analyze_scale_factor = 0.02)",
     ],
+    CLUSTER_MIGRATION,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
 
-_CLAIMED = "state = 'running', attempts = jobs.attempts + 1, started_at_ms = $1"
+
+
+def _claimed(node: int) -> str:
+    """The SET of a claim: running, one more attempt, and the claim of node ``$node`` with
+    a fresh token and a lease of ``$node+1`` milliseconds from the database's clock."""
+    return (f"state = 'running', attempts = jobs.attempts + 1, started_at_ms = $1, "
+            f"node = ${node}, claim = md5(random()::text || jobs.seq::text), "
+            f"lease_until_ms = {DB_NOW_MS} + ${node + 1}")
+
+
 _ORDER = "ORDER BY priority DESC, scheduled_at_ms, seq"
 _DUE = "scheduled_at_ms <= $1"
 
@@ -112,27 +123,30 @@ _DUE = "scheduled_at_ms <= $1"
 #: and stops after LIMIT rows: the plan is pinned, as SQLite's INDEXED BY pins it there.
 ORDERED_SETTINGS = {"enable_sort": "off"}
 
-#: the claim, served by ``jobs_claim`` alone (see ``ORDERED_SETTINGS``): $1 now, $2 how many
+#: the claim, served by ``jobs_claim`` alone (see ``ORDERED_SETTINGS``): $1 now, $2 how many,
+#: $3 the node, $4 its lease (ms); each row comes back with its claim token last
 CLAIM_SQL = (
-    f"UPDATE jobs SET {_CLAIMED} WHERE seq IN (SELECT seq FROM jobs "
+    f"UPDATE jobs SET {_claimed(3)} WHERE seq IN (SELECT seq FROM jobs "
     f"WHERE state = 'queued' AND {_DUE} {_ORDER} LIMIT $2 "
-    f"FOR UPDATE SKIP LOCKED) RETURNING seq, {COLUMNS}"
+    f"FOR UPDATE SKIP LOCKED) RETURNING seq, {COLUMNS}, claim"
 )
-#: the claim of one process ($3), served by ``jobs_claim_process``
+#: the claim of one process ($3), served by ``jobs_claim_process``; $4 node, $5 lease
 CLAIM_PROCESS_SQL = (
-    f"UPDATE jobs SET {_CLAIMED} WHERE seq IN (SELECT seq FROM jobs "
+    f"UPDATE jobs SET {_claimed(4)} WHERE seq IN (SELECT seq FROM jobs "
     f"WHERE state = 'queued' AND process = $3 AND {_DUE} {_ORDER} LIMIT $2 "
-    f"FOR UPDATE SKIP LOCKED) RETURNING seq, {COLUMNS}"
+    f"FOR UPDATE SKIP LOCKED) RETURNING seq, {COLUMNS}, claim"
 )
-#: the claim under caps: at most cap ($3) jobs of each process ($2), $4 in all, each
+#: the claim under caps: at most cap ($3) jobs of each process ($2), $4 in all ($5 node,
+#: $6 lease), each
 #: process a seek on ``jobs_claim_process``, so a full process's backlog is never read
 CLAIM_CAPPED_SQL = (
-    f"UPDATE jobs SET {_CLAIMED} WHERE seq IN (SELECT p.seq "
+    f"UPDATE jobs SET {_claimed(5)} WHERE seq IN (SELECT p.seq "
     "FROM unnest($2::text[], $3::integer[]) AS c(process, cap) CROSS JOIN LATERAL ("
     "SELECT seq, priority, scheduled_at_ms FROM jobs WHERE state = 'queued' "
     f"AND process = c.process AND {_DUE} {_ORDER} LIMIT c.cap "
     "FOR UPDATE SKIP LOCKED) AS p "
-    f"ORDER BY p.priority DESC, p.scheduled_at_ms, p.seq LIMIT $4) RETURNING seq, {COLUMNS}"
+    f"ORDER BY p.priority DESC, p.scheduled_at_ms, p.seq LIMIT $4) "
+    f"RETURNING seq, {COLUMNS}, claim"
 )
 NEXT_DUE_SQL = "SELECT min(scheduled_at_ms) FROM jobs WHERE state = 'queued'"
 NEXT_DUE_OF_SQL = (
@@ -151,6 +165,13 @@ INSERT_SQL = (
     f"INSERT INTO jobs ({COLUMNS}) SELECT * FROM unnest("
     + ", ".join(f"${n}::{t}[]" for n, t in enumerate(_TYPES, 1))
     + ") ON CONFLICT DO NOTHING RETURNING id"
+)
+
+#: the claim of jobs stored running (handed to a worker at once): $1 node, $2 lease (ms),
+#: $3 ids, $4 their tokens
+HANDOFF_SQL = (
+    f"UPDATE jobs SET node = $1, lease_until_ms = {DB_NOW_MS} + $2, claim = u.claim "
+    "FROM unnest($3::text[], $4::text[]) AS u(id, claim) WHERE jobs.id = u.id"
 )
 
 _NOTICES = (
@@ -172,28 +193,33 @@ def ending(update: str, returning: str, select: str) -> str:
     return f"WITH ended AS ({update} RETURNING {returning}), {_NOTICES} SELECT {select} FROM ended"
 
 
-#: the ends of one moment: $1 ids, $2 states, $3 results, $4 errors, $5 end times
+#: the ends of one moment: $1 ids, $2 states, $3 results, $4 errors, $5 end times, $6 the
+#: claim tokens of the runs that end them: a stale token matches nothing (fencing)
 FINISH_SQL = ending(
-    "UPDATE jobs SET state = u.state, result = u.result, error = u.error, "
+    f"UPDATE jobs SET state = u.state, result = u.result, error = u.error, {CLEAR_CLAIM}, "
     "ended_at_ms = u.ended_at_ms FROM unnest($1::text[], $2::text[], $3::bytea[], "
-    "$4::bytea[], $5::bigint[]) AS u(id, state, result, error, ended_at_ms) "
-    f"WHERE jobs.id = u.id AND jobs.state IN ({ACTIVE_SQL})",
+    "$4::bytea[], $5::bigint[], $6::text[]) AS u(id, state, result, error, ended_at_ms, claim) "
+    f"WHERE jobs.id = u.id AND jobs.state IN ({ACTIVE_SQL}) "
+    "AND jobs.claim IS NOT DISTINCT FROM u.claim",
     "jobs.id, jobs.callback_url, jobs.notify_email, jobs.ended_at_ms",
     "id",
 )
-#: the retries and give-backs of one moment: $1 ids, $2 due times, $3 attempts to give back
+#: the retries and give-backs of one moment: $1 ids, $2 due times, $3 attempts to give back,
+#: $4 claim tokens (as ``FINISH_SQL``'s)
 REQUEUE_SQL = (
     "UPDATE jobs SET state = CASE jobs.state WHEN 'paused' THEN 'paused' ELSE 'queued' END, "
-    "scheduled_at_ms = u.due, attempts = jobs.attempts - u.back "
-    "FROM unnest($1::text[], $2::bigint[], $3::integer[]) AS u(id, due, back) "
+    f"scheduled_at_ms = u.due, attempts = jobs.attempts - u.back, {CLEAR_CLAIM} "
+    "FROM unnest($1::text[], $2::bigint[], $3::integer[], $4::text[]) AS u(id, due, back, claim) "
     f"WHERE jobs.id = u.id AND jobs.state IN ({states_sql(sources(JobState.QUEUED))}) "
+    "AND jobs.claim IS NOT DISTINCT FROM u.claim "
     "RETURNING jobs.id, jobs.state, jobs.scheduled_at_ms"
 )
-#: the latest progress of each job of one moment: $1 ids, $2 progress documents
+#: the latest progress of each job of one moment: $1 ids, $2 progress documents, $3 tokens
 PROGRESS_SQL = (
     "UPDATE jobs SET progress = u.progress "
-    "FROM unnest($1::text[], $2::bytea[]) AS u(id, progress) "
-    "WHERE jobs.id = u.id AND jobs.state IN ('running', 'paused')"
+    "FROM unnest($1::text[], $2::bytea[], $3::text[]) AS u(id, progress, claim) "
+    "WHERE jobs.id = u.id AND jobs.state IN ('running', 'paused') "
+    "AND jobs.claim IS NOT DISTINCT FROM u.claim"
 )
 
 

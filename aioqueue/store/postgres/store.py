@@ -11,7 +11,6 @@ text in the log only, with any password cut out.
 from __future__ import annotations
 
 import logging
-import secrets
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -19,8 +18,10 @@ import asyncpg
 
 from ...errors import Unavailable
 from ...models import ACTIVE, ErrorCode, Job, JobState, error_json
-from ..base import JobStore
+from ..base import JobStore, Node
 from . import connect
+from .heartbeat import Claims, Heartbeat, rescue
+from .leases import NODES_SQL
 from .migrate import migrate
 from .queries import ControlQueries
 from .transfer import TransferQueries
@@ -41,7 +42,8 @@ ORDERED_POOL_SIZE = 2
 class PostgresStore(ControlQueries, TransferQueries, JobStore):
     """Jobs in one PostgreSQL schema (the first of the URL's ``search_path``)."""
 
-    def __init__(self, url: str, *, synchronous: str = "FULL", pool_size: int = 10) -> None:
+    def __init__(self, url: str, *, synchronous: str = "FULL", pool_size: int = 10,
+                 lease_s: float = 30.0) -> None:
         super().__init__()
         self.url = url
         self.location = connect.redact(url)
@@ -49,8 +51,11 @@ class PostgresStore(ControlQueries, TransferQueries, JobStore):
         self.pool_size = pool_size
         self._at = connect.where(url)
         self._secrets = connect.Secrets(url)
-        #: tells this server's own notices from other servers'
-        self.node = secrets.token_hex(8)
+        self.lease_s = lease_s
+        self._lease_ms = round(lease_s * 1000)
+        #: the claims this server's handlers hold, renewed by the heartbeat
+        self.claims = Claims()
+        self._heartbeat: Heartbeat | None = None
         self._pool: asyncpg.Pool | None = None
         #: the connections that claim and purge, planned without sorts (``ORDERED_SETTINGS``)
         self._ordered: asyncpg.Pool | None = None
@@ -87,7 +92,15 @@ class PostgresStore(ControlQueries, TransferQueries, JobStore):
         self._ordered = ordered
         self._listener = listener
         self._announcer = Announcer(pool, channel, self.node, self._secrets.scrub)
-        self._writer = GroupWriter(pool, self._committed, self._secrets.scrub)
+        self._writer = GroupWriter(pool, self._committed, self._secrets.scrub,
+                                   node=self.node, lease_ms=self._lease_ms)
+        self._heartbeat = Heartbeat(self._run, self.node, self.started_at_ms, self.lease_s,
+                                    self.claims, self.listeners, self._announce)
+        try:
+            await self._heartbeat.start()
+        except Unavailable:
+            await self.close()
+            raise
         log.info("PostgreSQL store open: %s (schema %s)", self.location, schema)
 
     def _listen_connection(self) -> Awaitable[asyncpg.Connection]:
@@ -97,6 +110,9 @@ class PostgresStore(ControlQueries, TransferQueries, JobStore):
         """Commit what callers wait for, send the last notices, then disconnect."""
         if self._writer is not None:
             await self._writer.close()
+        if self._heartbeat is not None:
+            await self._heartbeat.close()
+            self._heartbeat = None
         if self._listener is not None:
             await self._listener.close()
         if self._announcer is not None:
@@ -155,6 +171,7 @@ class PostgresStore(ControlQueries, TransferQueries, JobStore):
     async def insert(self, jobs: Sequence[Job]) -> None:
         if jobs:
             await self._group().insert(jobs)
+            self.claims.hold(jobs)
 
     # ---------------------------------------------------------------- the workers' side
 
@@ -164,52 +181,60 @@ class PostgresStore(ControlQueries, TransferQueries, JobStore):
         if limit < 1:
             return []
         if caps is None:
-            rows = await self._fetch(CLAIM_SQL, now_ms, limit, ordered=True)
+            rows = await self._fetch(CLAIM_SQL, now_ms, limit, self.node, self._lease_ms,
+                                     ordered=True)
         else:
             caps = {name: min(cap, limit) for name, cap in caps.items() if cap > 0}
             if not caps:
                 return []
             rows = await self._fetch(CLAIM_CAPPED_SQL, now_ms, list(caps), list(caps.values()),
-                                     limit, ordered=True)
-        return _in_claim_order(rows)
+                                     limit, self.node, self._lease_ms, ordered=True)
+        return self._held(rows)
 
     async def claim_process(self, process: str, limit: int, now_ms: int) -> list[Job]:
         if limit < 1:
             return []
-        return _in_claim_order(
-            await self._fetch(CLAIM_PROCESS_SQL, now_ms, limit, process, ordered=True))
+        return self._held(await self._fetch(CLAIM_PROCESS_SQL, now_ms, limit, process,
+                                            self.node, self._lease_ms, ordered=True))
+
+    def _held(self, rows: list[asyncpg.Record]) -> list[Job]:
+        jobs = _in_claim_order(rows)
+        self.claims.hold(jobs)
+        return jobs
 
     async def finish(
         self, job: Job, state: JobState, *, result: bytes | None, error: bytes | None,
         ended_at_ms: int,
     ) -> bool:
-        return await self._group().finish(job.id, state, result, error, ended_at_ms)
+        try:
+            return await self._group().finish(job.id, state, result, error, ended_at_ms,
+                                              job.claim)
+        finally:
+            self.claims.release(job)
 
     async def requeue(
         self, job: Job, *, scheduled_at_ms: int, give_back_attempt: bool = False
     ) -> bool:
-        return await self._group().requeue(job.id, scheduled_at_ms, 1 if give_back_attempt else 0)
+        try:
+            return await self._group().requeue(job.id, scheduled_at_ms,
+                                               1 if give_back_attempt else 0, job.claim)
+        finally:
+            self.claims.release(job)
 
     async def set_progress(self, job: Job, progress: bytes) -> None:
-        await self._group().progress(job.id, progress)
+        await self._group().progress(job.id, progress, job.claim)
 
     async def recover(self, now_ms: int) -> tuple[int, int]:
-        error = error_json(ErrorCode.INTERRUPTED, "the server stopped while the job ran")
-
-        async def settle(conn: asyncpg.Connection) -> tuple[int, int]:
-            async with conn.transaction():
-                interrupted = await conn.fetch(ending(
-                    "UPDATE jobs SET state = 'failure', error = $1, ended_at_ms = $2 "
-                    "WHERE state = 'running' AND attempts >= max_attempts",
-                    "id, callback_url, notify_email, ended_at_ms", "id"), error, now_ms)
-                requeued = await conn.fetch(
-                    "UPDATE jobs SET state = 'queued' WHERE state = 'running' RETURNING id")
-            return len(requeued), len(interrupted)
-
-        requeued, interrupted = await self._run(settle)
-        if requeued:
-            self._announce(due_ms=now_ms)
+        """Only the claims of servers whose lease ran out (dead ones): the others still run
+        theirs. A server killed just now is rescued by the heartbeats once its lease ends."""
+        ids, due, requeued, interrupted = await self._run(rescue)
+        if ids:
+            self._announce(due_ms=due, changed=ids)
         return requeued, interrupted
+
+    async def nodes(self, running: int) -> list[Node]:
+        rows = await self._fetch(NODES_SQL, self._lease_ms)
+        return [Node(*row) for row in rows]
 
     # ---------------------------------------------------------------- reads
 
@@ -238,6 +263,7 @@ class PostgresStore(ControlQueries, TransferQueries, JobStore):
 
 
 def _in_claim_order(rows: list[asyncpg.Record]) -> list[Job]:
-    """Claimed rows (``seq`` first) as jobs, highest priority first, then earliest due."""
+    """Claimed rows (``seq`` first, the claim token last) as jobs, highest priority first,
+    then earliest due."""
     rows = sorted(rows, key=lambda r: (-r["priority"], r["scheduled_at_ms"], r["seq"]))
-    return [row_to_job(tuple(row)[1:]) for row in rows]
+    return [row_to_job(tuple(row)[1:-1]).evolve(claim=row[-1]) for row in rows]

@@ -21,7 +21,9 @@ import asyncpg
 from ...errors import DuplicateJob, Unavailable
 from ...models import Job, JobState
 from ..common import settle
-from .schema import FINISH_SQL, INSERT_SQL, PROGRESS_SQL, REQUEUE_SQL, job_columns
+from .schema import (
+    FINISH_SQL, HANDOFF_SQL, INSERT_SQL, PROGRESS_SQL, REQUEUE_SQL, job_columns,
+)
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +37,8 @@ class Round:
     ends: dict[str, tuple[tuple, asyncio.Future]] = field(default_factory=dict)
     #: job id -> ((scheduled_at_ms, attempts given back), future)
     requeues: dict[str, tuple[tuple, asyncio.Future]] = field(default_factory=dict)
-    #: job id -> its latest progress; every reporter of the round waits in ``reported``
-    progress: dict[str, bytes] = field(default_factory=dict)
+    #: job id -> (its latest progress, claim token); every reporter waits in ``reported``
+    progress: dict[str, tuple[bytes, str | None]] = field(default_factory=dict)
     reported: list[asyncio.Future] = field(default_factory=list)
 
     def __bool__(self) -> bool:
@@ -61,8 +63,10 @@ class GroupWriter:
     """One task that commits rounds, one after the other, on a connection of ``pool``."""
 
     def __init__(self, pool: asyncpg.Pool, on_commit: Callable[[Committed], None],
-                 scrub: Callable[[str], str]) -> None:
+                 scrub: Callable[[str], str], *, node: str = "", lease_ms: int = 30_000) -> None:
         self._pool = pool
+        self._node = node
+        self._lease_ms = lease_ms
         self._on_commit = on_commit
         self._scrub = scrub
         self._round = Round()
@@ -85,7 +89,7 @@ class GroupWriter:
         return future
 
     def finish(self, job_id: str, state: JobState, result: bytes | None, error: bytes | None,
-               ended_at_ms: int) -> asyncio.Future:
+               ended_at_ms: int, claim: str | None) -> asyncio.Future:
         """Answered True when this end was written, False when the job was not active."""
         future = self._future()
         if job_id in self._round.ends:
@@ -93,22 +97,24 @@ class GroupWriter:
             # loses either way
             settle(future, False)
         else:
-            self._round.ends[job_id] = ((state.value, result, error, ended_at_ms), future)
+            self._round.ends[job_id] = ((state.value, result, error, ended_at_ms, claim), future)
         return future
 
-    def requeue(self, job_id: str, scheduled_at_ms: int, give_back: int) -> asyncio.Future:
+    def requeue(self, job_id: str, scheduled_at_ms: int, give_back: int,
+                claim: str | None) -> asyncio.Future:
         """Answered True when the job went back (or stayed paused), False otherwise."""
         future = self._future()
         if job_id in self._round.requeues:
             settle(future, False)
         else:
-            self._round.requeues[job_id] = ((scheduled_at_ms, give_back), future)
+            self._round.requeues[job_id] = ((scheduled_at_ms, give_back, claim), future)
         return future
 
-    def progress(self, job_id: str, progress: bytes) -> asyncio.Future:
-        """Answered None once the latest progress of the round is committed."""
+    def progress(self, job_id: str, progress: bytes, claim: str | None) -> asyncio.Future:
+        """Answered None once the latest progress of the round is committed (or refused,
+        the claim being stale: progress is a hint, its writer need not know)."""
         future = self._future()
-        self._round.progress[job_id] = progress
+        self._round.progress[job_id] = (progress, claim)
         self._round.reported.append(future)
         return future
 
@@ -147,15 +153,16 @@ class GroupWriter:
         async with self._pool.acquire() as conn, conn.transaction():
             if current.inserts:
                 due += await self._insert(conn, current.inserts, answers)
+                await self._lease_handoffs(conn, current.inserts)
             if current.progress:
                 await conn.execute(PROGRESS_SQL, list(current.progress),
-                                   list(current.progress.values()))
+                                   *(list(c) for c in zip(*current.progress.values())))
             answers += [(future, None) for future in current.reported]
             if current.requeues:
                 ids = list(current.requeues)
                 rows = await conn.fetch(
-                    REQUEUE_SQL, ids, [v[0][0] for v in current.requeues.values()],
-                    [v[0][1] for v in current.requeues.values()])
+                    REQUEUE_SQL, ids, *(list(c) for c in zip(
+                        *(v for v, _ in current.requeues.values()))))
                 moved = {row[0] for row in rows}
                 due += [row[2] for row in rows if row[1] == "queued"]
                 answers += [(f, i in moved) for i, (_, f) in current.requeues.items()]
@@ -169,6 +176,15 @@ class GroupWriter:
         for future, answer in answers:
             settle(future, answer)
         return Committed(min(due) if due else None, ended)
+
+    async def _lease_handoffs(self, conn: asyncpg.Connection,
+                              inserts: list[tuple[Sequence[Job], asyncio.Future]]) -> None:
+        """Jobs stored running (handed straight to a worker) get this server's claim."""
+        running = [j for batch, _ in inserts for j in batch
+                   if j.state is JobState.RUNNING and j.claim is not None]
+        if running:
+            await conn.execute(HANDOFF_SQL, self._node, self._lease_ms,
+                               [j.id for j in running], [j.claim for j in running])
 
     @staticmethod
     async def _insert(conn: asyncpg.Connection,
