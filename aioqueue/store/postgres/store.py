@@ -134,7 +134,7 @@ class PostgresStore(ControlQueries, TransferQueries, JobStore):
 
     def _committed(self, round_: Committed) -> None:
         if self._announcer is not None:
-            self._announcer.tell(due_ms=round_.due_ms, changed=round_.ended)
+            self._announcer.tell(due_ms=round_.due_ms, changed=round_.ended + round_.progressed)
 
     def _announce(self, *, due_ms: int | None = None, changed: Sequence[str] = ()) -> None:
         if self._announcer is not None:

@@ -57,6 +57,8 @@ class Committed:
     due_ms: int | None
     #: jobs it ended
     ended: list[str]
+    #: jobs whose progress it recorded (other servers stream it)
+    progressed: list[str] = field(default_factory=list)
 
 
 class GroupWriter:
@@ -175,7 +177,7 @@ class GroupWriter:
                 answers += [(f, i in done) for i, (_, f) in current.ends.items()]
         for future, answer in answers:
             settle(future, answer)
-        return Committed(min(due) if due else None, ended)
+        return Committed(min(due) if due else None, ended, list(current.progress))
 
     async def _lease_handoffs(self, conn: asyncpg.Connection,
                               inserts: list[tuple[Sequence[Job], asyncio.Future]]) -> None:
