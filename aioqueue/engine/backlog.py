@@ -6,20 +6,27 @@ the commit confirms it (the engine reports each stored job to its observers, thi
 them) or its failure gives it back, and a job's end frees it. Should the count ever drift
 upward it would refuse work for ever, so while it says the backlog is full it is read
 again from the store, at most once per ``recount_s``.
+
+Servers sharing one database (PostgreSQL) each count what they see; the store's heartbeat
+(``StoreListener.sweep``) has each read the database's count again, so the limit holds
+for the cluster within a heartbeat, at one index-only COUNT per server per heartbeat.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable
 
 from ..config import LimitSettings
-from ..errors import Overloaded
-from .observer import JobObserver
+from ..errors import Overloaded, Unavailable
 from ..models import Job
+from ..store import StoreListener
+from .observer import JobObserver
 
 
-class Backlog(JobObserver):
+class Backlog(JobObserver, StoreListener):
     """How many jobs are queued, running or paused, and whether more may come."""
 
     def __init__(
@@ -34,6 +41,7 @@ class Backlog(JobObserver):
         self._stored = 0
         self._reserved = 0
         self._counted_s: float | None = None
+        self._sweeping: asyncio.Future | None = None
 
     @property
     def size(self) -> int:
@@ -82,6 +90,15 @@ class Backlog(JobObserver):
     def job_ended(self, job: Job) -> None:
         """Observer: a job reached a terminal state."""
         self._stored = max(0, self._stored - 1)
+
+    def sweep(self) -> None:
+        """Another server may have queued or ended jobs: count them in the store again."""
+        if self._sweeping is None or self._sweeping.done():
+            self._sweeping = asyncio.ensure_future(self._quiet_recount())
+
+    async def _quiet_recount(self) -> None:
+        with contextlib.suppress(Unavailable):
+            await self._recount()
 
     async def _recount(self) -> None:
         self._counted_s = self._clock()

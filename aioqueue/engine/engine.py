@@ -94,6 +94,7 @@ class Engine:
                         plural(requeued + interrupted, "running job"), requeued, interrupted)
         await self.backlog.start()
         self.store.subscribe(self.control)  # what other servers on the database do
+        self.store.subscribe(self.backlog)  # the heartbeat recounts the cluster's backlog
         await self.dispatcher.start()
         self.pool.start()
         self.accepting = True

@@ -289,7 +289,11 @@ class JobStore(abc.ABC):
 
     @abc.abstractmethod
     async def due_notices(self, now_ms: int, limit: int) -> list[Notice]:
-        """Pending notices whose time has come, oldest first."""
+        """Pending notices whose time has come, oldest first.
+
+        A backend that several servers share hands each to one caller: it is claimed, not
+        due again for a while (so never delivered twice), until delivered or retried.
+        """
 
     @abc.abstractmethod
     async def next_notice_due_ms(self) -> int | None:

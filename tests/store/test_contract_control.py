@@ -119,7 +119,8 @@ async def test_a_notice_is_retried_delivered_or_given_up(store):
     notice, mail = await store.due_notices(now_ms(), 10)
     later = now_ms() + 60_000
     await store.notice_retry(notice.seq, due_at_ms=later, error="503", give_up=False)
-    assert await store.due_notices(now_ms(), 10) == [mail]
+    # the retried one is not due now (a shared backend also holds back the mail it handed out)
+    assert notice.seq not in {n.seq for n in await store.due_notices(now_ms(), 10)}
     await store.notice_delivered(mail.seq)
     await store.notice_delivered(mail.seq)  # twice is harmless
     assert await store.next_notice_due_ms() == later

@@ -13,7 +13,12 @@ from typing import Any
 import asyncpg
 
 from ...models import Job, JobState, Notice, sources
+from .migrate import LOCK_CLASS
 from .schema import ACTIVE_SQL, COLUMNS, PURGE_SQL, TERMINAL_SQL, ending, row_to_job, states_sql
+
+
+#: how long a claimed notice is left to the server delivering it before others retake it
+NOTICE_CLAIM_MS = 300_000
 
 
 def list_query(
@@ -40,6 +45,7 @@ class ControlQueries:
     _fetch: Callable[..., Awaitable[list[asyncpg.Record]]]
     _value: Callable[..., Awaitable[Any]]
     _announce: Callable[..., None]
+    _run: Callable[..., Awaitable[Any]]
     node: str
 
     async def _transition(self, sql: str, *args: Any) -> Job | None:
@@ -84,10 +90,20 @@ class ControlQueries:
         return deleted is not None
 
     async def purge(self, ended_before_ms: int, batch: int) -> int:
-        """Walks ``jobs_ended`` oldest first, ``batch`` rows per short transaction."""
-        return await self._value(
-            f"WITH gone AS ({PURGE_SQL} RETURNING 1) SELECT count(*) FROM gone",
-            ended_before_ms, batch, ordered=True)
+        """Walks ``jobs_ended`` oldest first, ``batch`` rows per short transaction; one
+        server at a time (a transaction-level advisory lock; the others purge nothing)."""
+
+        async def purge(conn: asyncpg.Connection) -> int:
+            async with conn.transaction():
+                if not await conn.fetchval(
+                        "SELECT pg_try_advisory_xact_lock($1, hashtext('purge ' || "
+                        "current_schema()))", LOCK_CLASS):
+                    return 0
+                return await conn.fetchval(
+                    f"WITH gone AS ({PURGE_SQL} RETURNING 1) SELECT count(*) FROM gone",
+                    ended_before_ms, batch)
+
+        return await self._run(purge, ordered=True)
 
     async def find_by_key(self, idempotency_key: str, *, owner: str | None) -> Job | None:
         rows = await self._fetch(
@@ -106,10 +122,15 @@ class ControlQueries:
     # ---------------------------------------------------------------- the outbox
 
     async def due_notices(self, now_ms: int, limit: int) -> list[Notice]:
+        """Claimed for this server (``FOR UPDATE SKIP LOCKED``): each is due again only
+        ``NOTICE_CLAIM_MS`` later, so servers sharing the outbox never deliver one twice;
+        a server that dies while delivering leaves its notices to the others after that."""
         rows = await self._fetch(
-            "SELECT seq, job_id, kind, target, attempts FROM outbox WHERE state = 'pending' "
-            "AND due_at_ms <= $1 ORDER BY due_at_ms, seq LIMIT $2", now_ms, limit)
-        return [Notice(*row) for row in rows]
+            "UPDATE outbox SET due_at_ms = $1 + $3 WHERE seq IN (SELECT seq FROM outbox "
+            "WHERE state = 'pending' AND due_at_ms <= $1 ORDER BY due_at_ms, seq LIMIT $2 "
+            "FOR UPDATE SKIP LOCKED) RETURNING seq, job_id, kind, target, attempts",
+            now_ms, limit, NOTICE_CLAIM_MS)
+        return sorted((Notice(*row) for row in rows), key=lambda n: n.seq)
 
     async def next_notice_due_ms(self) -> int | None:
         return await self._value("SELECT min(due_at_ms) FROM outbox WHERE state = 'pending'")
