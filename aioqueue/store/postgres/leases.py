@@ -50,6 +50,15 @@ RENEW_SQL = (
     f"WHERE node = $1 AND lease_until_ms >= {DB_NOW_MS} RETURNING id, state, claim"
 )
 
+
+
+def _unlocked(where: str) -> str:
+    """The rows matching ``where`` that no transaction holds: a rescue never waits on a
+    lock (a frozen server's open transaction, a live end racing it); the next heartbeat
+    looks again."""
+    return f"seq IN (SELECT seq FROM jobs WHERE {where} FOR UPDATE SKIP LOCKED)"
+
+
 _EXPIRED = f"node IS NOT NULL AND lease_until_ms < {DB_NOW_MS}"
 #: running with a lease run out, or with no claim at all (left by a server of schema 1)
 _ORPHANED = f"state = 'running' AND (node IS NULL OR lease_until_ms < {DB_NOW_MS})"
@@ -57,15 +66,15 @@ _ORPHANED = f"state = 'running' AND (node IS NULL OR lease_until_ms < {DB_NOW_MS
 #: ``schema.ending``): $1 the error
 RESCUE_INTERRUPT_SQL = (
     f"UPDATE jobs SET state = 'failure', error = $1, ended_at_ms = {DB_NOW_MS}, "
-    f"{CLEAR_CLAIM} WHERE {_ORPHANED} AND attempts >= max_attempts"
+    f"{CLEAR_CLAIM} WHERE {_unlocked(_ORPHANED + ' AND attempts >= max_attempts')}"
 )
 #: the rest go back to the queue; the attempt they used stays counted
 RESCUE_REQUEUE_SQL = (
-    f"UPDATE jobs SET state = 'queued', {CLEAR_CLAIM} WHERE {_ORPHANED} "
+    f"UPDATE jobs SET state = 'queued', {CLEAR_CLAIM} WHERE {_unlocked(_ORPHANED)} "
     "RETURNING id, scheduled_at_ms"
 )
 #: paused (a client holds them) or ended ones only lose the claim
-RESCUE_RELEASE_SQL = f"UPDATE jobs SET {CLEAR_CLAIM} WHERE {_EXPIRED} RETURNING id"
+RESCUE_RELEASE_SQL = f"UPDATE jobs SET {CLEAR_CLAIM} WHERE {_unlocked(_EXPIRED)} RETURNING id"
 
 #: every registered server, oldest first, alive or not, with the jobs it runs: $1 lease (ms)
 NODES_SQL = (

@@ -67,7 +67,9 @@ class PostgresStore(ControlQueries, TransferQueries, JobStore):
 
     async def open(self) -> None:
         """Connect, migrate under the advisory lock, start the writer and the listener."""
-        pool = await connect.create_pool(self.url, size=self.pool_size,
+        # a frozen server's open transaction must not hold rows past its lease
+        frozen = {"idle_in_transaction_session_timeout": str(max(1000, self._lease_ms // 3))}
+        pool = await connect.create_pool(self.url, size=self.pool_size, extra=frozen,
                                          synchronous=self.synchronous, secrets=self._secrets)
         ordered: asyncpg.Pool | None = None
         try:
@@ -75,7 +77,7 @@ class PostgresStore(ControlQueries, TransferQueries, JobStore):
                 schema = await migrate(conn, self._at)
             ordered = await connect.create_pool(
                 self.url, size=ORDERED_POOL_SIZE, synchronous=self.synchronous,
-                secrets=self._secrets, extra=ORDERED_SETTINGS)
+                secrets=self._secrets, extra={**ORDERED_SETTINGS, **frozen})
             channel = channel_for(schema)
             listener = Listener(self._listen_connection, channel, self.node, self.listeners,
                                 self._secrets.scrub)
