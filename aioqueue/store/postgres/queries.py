@@ -126,11 +126,13 @@ class ControlQueries:
         ``NOTICE_CLAIM_MS`` later, so servers sharing the outbox never deliver one twice;
         a server that dies while delivering leaves its notices to the others after that."""
         rows = await self._fetch(
-            "UPDATE outbox SET due_at_ms = $1 + $3 WHERE seq IN (SELECT seq FROM outbox "
-            "WHERE state = 'pending' AND due_at_ms <= $1 ORDER BY due_at_ms, seq LIMIT $2 "
-            "FOR UPDATE SKIP LOCKED) RETURNING seq, job_id, kind, target, attempts",
+            "WITH due AS (SELECT seq, due_at_ms FROM outbox WHERE state = 'pending' "
+            "AND due_at_ms <= $1 ORDER BY due_at_ms, seq LIMIT $2 FOR UPDATE SKIP LOCKED) "
+            "UPDATE outbox o SET due_at_ms = $1 + $3 FROM due WHERE o.seq = due.seq "
+            "RETURNING o.seq, o.job_id, o.kind, o.target, o.attempts, due.due_at_ms",
             now_ms, limit, NOTICE_CLAIM_MS)
-        return sorted((Notice(*row) for row in rows), key=lambda n: n.seq)
+        rows = sorted(rows, key=lambda r: (r[5], r[0]))
+        return [Notice(*tuple(row)[:5]) for row in rows]
 
     async def next_notice_due_ms(self) -> int | None:
         return await self._value("SELECT min(due_at_ms) FROM outbox WHERE state = 'pending'")
