@@ -25,6 +25,7 @@ from ...errors import DuplicateJob, Unavailable
 from ...models import ACTIVE, ErrorCode, Job, JobState, error_json, sources
 from ..base import JobStore
 from ..common import settle
+from .checkpoints import Checkpointer
 from .groupcommit import Batch, Insert, Write, group_writes, quietly
 from .outbox import OutboxQueries
 from .transfer import TransferQueries
@@ -54,6 +55,7 @@ class SQLiteStore(ControlQueries, OutboxQueries, TransferQueries, JobStore):
         self._wake = asyncio.Event()
         self._writer_task: asyncio.Task | None = None
         self._closing = False
+        self._checkpoints = Checkpointer(path)
         #: transactions committed since open; tests and metrics read it
         self.commits = 0
 
@@ -72,6 +74,7 @@ class SQLiteStore(ControlQueries, OutboxQueries, TransferQueries, JobStore):
             if isinstance(exc, sqlite3.Error):
                 raise Unavailable(f"cannot open the database {self.path}: {exc}") from None
             raise
+        self._checkpoints.start()
         self._writer_task = asyncio.create_task(self._write_loop(), name="aioqueue-store-writer")
 
     async def _connect(self) -> None:
@@ -83,6 +86,8 @@ class SQLiteStore(ControlQueries, OutboxQueries, TransferQueries, JobStore):
         await self._writer.execute("PRAGMA journal_mode=WAL")
         await self._writer.execute(f"PRAGMA synchronous={self.synchronous}")
         await self._writer.execute("PRAGMA busy_timeout=5000")
+        # checkpoints run on their own thread (``checkpoints``), never inside a commit
+        await self._writer.execute("PRAGMA wal_autocheckpoint=0")
         await self._migrate()
         self._reader = await aiosqlite.connect(self.path)
         await self._reader.execute("PRAGMA query_only=1")
@@ -102,6 +107,7 @@ class SQLiteStore(ControlQueries, OutboxQueries, TransferQueries, JobStore):
         self._wake.set()
         if self._writer_task is not None:
             await self._writer_task
+        await self._checkpoints.stop()
         await self._disconnect()
 
     async def _migrate(self) -> None:
@@ -150,6 +156,17 @@ class SQLiteStore(ControlQueries, OutboxQueries, TransferQueries, JobStore):
                 continue
             batch, self._batch = self._batch, Batch()
             await self._commit(batch)
+            if self._checkpoints.take_copied():
+                await self._finish_checkpoint()
+
+    async def _finish_checkpoint(self) -> None:
+        """Copy the little the WAL gained during the checkpoint thread's run, so the next
+        transaction starts the WAL file over (``checkpoints`` says why)."""
+        assert self._writer is not None
+        try:
+            await self._writer.execute_fetchall("PRAGMA wal_checkpoint(PASSIVE)")
+        except sqlite3.Error as exc:  # the next checkpoint tries again
+            log.warning("WAL checkpoint failed: %r", exc)
 
     async def _commit(self, batch: Batch) -> None:
         """Run a batch as one transaction; each write gets its own result or error.
@@ -193,6 +210,7 @@ class SQLiteStore(ControlQueries, OutboxQueries, TransferQueries, JobStore):
                 settle(future, Unavailable("storage unavailable: the commit failed"))
             return
         self.commits += 1
+        self._checkpoints.committed()
         if batch.progress_done is not None:
             settle(batch.progress_done, None)
         if new_rows:
