@@ -24,6 +24,8 @@ import logging
 import sqlite3
 import threading
 
+import aiosqlite
+
 log = logging.getLogger(__name__)
 
 #: commits between checkpoints; a one-job commit writes about five pages (the row and
@@ -65,6 +67,14 @@ class Checkpointer:
             return False
         self.copied = False
         return True
+
+    async def finish(self, writer: aiosqlite.Connection) -> None:
+        """On the writer, between commits: copy the little the WAL gained during this
+        thread's checkpoint, so the writer's next transaction starts the WAL over."""
+        try:
+            await writer.execute_fetchall("PRAGMA wal_checkpoint(PASSIVE)")
+        except sqlite3.Error as exc:  # the next checkpoint tries again
+            log.warning("WAL checkpoint failed: %r", exc)
 
     async def stop(self) -> None:
         """Let a running checkpoint finish, then end the thread (closing the store

@@ -157,16 +157,7 @@ class SQLiteStore(ControlQueries, OutboxQueries, TransferQueries, JobStore):
             batch, self._batch = self._batch, Batch()
             await self._commit(batch)
             if self._checkpoints.take_copied():
-                await self._finish_checkpoint()
-
-    async def _finish_checkpoint(self) -> None:
-        """Copy the little the WAL gained during the checkpoint thread's run, so the next
-        transaction starts the WAL file over (``checkpoints`` says why)."""
-        assert self._writer is not None
-        try:
-            await self._writer.execute_fetchall("PRAGMA wal_checkpoint(PASSIVE)")
-        except sqlite3.Error as exc:  # the next checkpoint tries again
-            log.warning("WAL checkpoint failed: %r", exc)
+                await self._checkpoints.finish(self._writer)
 
     async def _commit(self, batch: Batch) -> None:
         """Run a batch as one transaction; each write gets its own result or error.
