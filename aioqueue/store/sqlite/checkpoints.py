@@ -4,7 +4,7 @@ SQLite's automatic checkpoint runs inside the commit that takes the WAL past 1,0
 that commit copies the WAL into the database and fsyncs it, tens of milliseconds during
 which every write waiting for the group commit waits too (``bench/commits.py``). The
 writer turns it off (``wal_autocheckpoint=0``) and wakes this thread every ``every``
-commits instead; it runs a PASSIVE checkpoint on its own connection, which never takes
+commits (or ``every_rows`` rows) instead; it runs a PASSIVE checkpoint on its own connection, which never takes
 the write lock, so the writer goes on appending meanwhile.
 
 The WAL file starts over from its beginning only when a transaction begins with the whole
@@ -31,15 +31,20 @@ log = logging.getLogger(__name__)
 #: commits between checkpoints; a one-job commit writes about five pages (the row and
 #: its indexes), so this is about SQLite's own 1,000-page threshold at one client
 EVERY = 200
+#: rows written between checkpoints, whatever the commits: a bulk submission or a busy
+#: group commit writes many rows at once, and the WAL must not wait 200 of those
+EVERY_ROWS = 2000
 
 
 class Checkpointer:
     """A daemon thread that runs a passive checkpoint when told the WAL has grown."""
 
-    def __init__(self, path: str, every: int = EVERY) -> None:
+    def __init__(self, path: str, every: int = EVERY, every_rows: int = EVERY_ROWS) -> None:
         self.path = path
         self.every = every
+        self.every_rows = every_rows
         self._since = 0
+        self._rows = 0
         self._wake = threading.Event()
         self._stopping = False
         self._thread: threading.Thread | None = None
@@ -54,11 +59,13 @@ class Checkpointer:
                                         daemon=True)
         self._thread.start()
 
-    def committed(self) -> None:
-        """Count one commit; every ``every``-th wakes the thread. Costs an increment."""
+    def committed(self, rows: int) -> None:
+        """Count one commit of ``rows`` rows; the ``every``-th commit, or the one that
+        brings the rows to ``every_rows``, wakes the thread. Costs two additions."""
         self._since += 1
-        if self._since >= self.every:
-            self._since = 0
+        self._rows += rows
+        if self._since >= self.every or self._rows >= self.every_rows:
+            self._since = self._rows = 0
             self._wake.set()
 
     def take_copied(self) -> bool:

@@ -201,7 +201,7 @@ class SQLiteStore(ControlQueries, OutboxQueries, TransferQueries, JobStore):
                 settle(future, Unavailable("storage unavailable: the commit failed"))
             return
         self.commits += 1
-        self._checkpoints.committed()
+        self._checkpoints.committed(len(new_rows) + len(batch.writes) + len(batch.progress))
         if batch.progress_done is not None:
             settle(batch.progress_done, None)
         if new_rows:
