@@ -273,6 +273,8 @@ class Settings:
     auth: AuthSettings = field(default_factory=AuthSettings)
     limits: LimitSettings = field(default_factory=LimitSettings)
     cluster: ClusterSettings = field(default_factory=ClusterSettings)
+    #: ``[schedules.NAME]`` tables, checked when the server starts (docs/schedules.md)
+    schedules: dict[str, dict] = field(default_factory=dict)
 
     def with_overrides(self, section: str, **values: Any) -> Settings:
         """A copy with some keys of one section replaced (command-line options win over the file).

@@ -44,6 +44,25 @@ class JobNotFound(AioqueueError):
     code = "not_found"
 
 
+class UnknownParents(AioqueueError):
+    """A job names parents that do not exist or belong to another client."""
+
+    code = "unknown_parents"
+
+
+class ScheduleNotFound(AioqueueError):
+    """No schedule of that name is visible to the caller."""
+
+    code = "not_found"
+
+
+class ScheduleConflict(AioqueueError):
+    """The schedule cannot be changed that way: it comes from the config, or its name is
+    taken by another client's schedule."""
+
+    code = "conflict"
+
+
 class InvalidTransition(AioqueueError):
     """The job's current state does not allow the requested change."""
 

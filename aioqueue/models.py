@@ -79,6 +79,8 @@ class ErrorCode(str, enum.Enum):
     INTERRUPTED = "interrupted"
     #: a command process exited with a non-zero status
     EXIT_STATUS = "exit_status"
+    #: a job this one depends on ended in failure
+    DEPENDENCY_FAILED = "dependency_failed"
 
 
 _JOB_ID = re.compile(r"[0-9a-f]{32}")
@@ -151,6 +153,11 @@ class Job:
     request_hash: str | None = None
     callback_url: str | None = None
     notify_email: str | None = None
+    #: the schedule whose firing made this job, and that firing's time (unique together)
+    schedule: str | None = None
+    fire_at_ms: int | None = None
+    #: the jobs this one waits for (it runs once all of them succeeded)
+    depends_on: tuple[str, ...] = ()
     #: the claim token of the run holding this copy (None when not claimed, or on a store
     #: with one owner); a store with leases refuses writes that carry a stale one
     claim: str | None = field(default=None, compare=False, repr=False)
@@ -180,11 +187,26 @@ class Job:
             "scheduled_at": iso_ms(self.scheduled_at_ms),
             "started_at": iso_ms(self.started_at_ms),
             "ended_at": iso_ms(self.ended_at_ms),
+            "schedule": self.schedule,
+            "depends_on": list(self.depends_on),
             "links": {"self": self_link, "events": f"{self_link}/events"},
         }
         if with_input:
             body["input"] = orjson.Fragment(self.input)
         return body
+
+
+@dataclass(frozen=True, slots=True)
+class StoredSchedule:
+    """A schedule as the store keeps it; ``spec`` is its fields as JSON (``schedspec``)."""
+
+    name: str
+    owner: str | None  # the client that created it; None for config schedules
+    source: str  # "config" or "api"
+    spec: bytes
+    paused: bool
+    next_at_ms: int | None  # the next fire time, advanced with each firing's commit
+    created_at_ms: int
 
 
 @dataclass(frozen=True, slots=True)

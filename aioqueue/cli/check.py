@@ -7,8 +7,10 @@ from pathlib import Path
 from ..config import load_settings
 from ..engine import import_modules
 from ..engine.command import command_process
+from ..engine.schedules import config_schedules
 from ..errors import ConfigError
 from ..http.tokens import TokenTable, check_listen
+from ..processes import build_registry
 
 
 def check_config(path: str | Path) -> list[str]:
@@ -21,14 +23,21 @@ def check_config(path: str | Path) -> list[str]:
         settings = load_settings(path)
     except ConfigError as exc:
         return list(exc.details) if isinstance(exc.details, list) else [exc.message]
-    problems = []
     checks = [lambda name=name: import_modules([name]) for name in settings.processes.modules]
     checks += [lambda name=name, command=command: command_process(name, command)
                for name, command in settings.processes.commands.items()]
     checks.append(lambda: check_listen(settings.server.host, TokenTable(settings.auth.tokens)))
+    if not problems_of(checks[:-1]):  # the schedules' processes need the modules loaded
+        checks.append(lambda: config_schedules(settings.schedules, build_registry(settings)))
+    return [f"{path}: {message}" for message in problems_of(checks)]
+
+
+def problems_of(checks: list) -> list[str]:
+    """The message of each check that raised ``ConfigError``."""
+    problems = []
     for check in checks:
         try:
             check()
         except ConfigError as exc:
-            problems.append(f"{path}: {exc.message}")
+            problems.append(exc.message)
     return problems

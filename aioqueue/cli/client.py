@@ -51,6 +51,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     submit.add_argument("--priority", type=int, help="higher runs first (default 0)")
     submit.add_argument("--delay", type=float, help="seconds before the job may start")
     submit.add_argument("--idempotency-key", help="resubmitting with it returns the first job")
+    submit.add_argument("--after", action="append", default=[], metavar="ID",
+                        help="start only once job ID succeeded (repeat for several)")
 
     status = commands.add_parser("status", parents=[common], help="show a job")
     status.add_argument("job_id")
@@ -73,10 +75,15 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     listing.add_argument("--state", choices=["queued", "running", "paused", "success", "failure"])
     listing.add_argument("--limit", type=int, default=20, help="at most N jobs (default 20)")
     listing.add_argument("--json", action="store_true", help="one job object per line")
+    schedules = commands.add_parser("schedules", parents=[common],
+                                    help="list the schedules, or pause, resume or trigger one")
+    schedules.add_argument("action", nargs="?", default="list",
+                           choices=["list", "pause", "resume", "trigger"])
+    schedules.add_argument("name", nargs="?", help="the schedule (not for list)")
 
 
 CLIENT_COMMANDS = frozenset({"submit", "status", "wait", "cancel", "pause", "resume", "delete",
-                             "list"})
+                             "list", "schedules"})
 
 
 def run(args: argparse.Namespace) -> int:
@@ -101,7 +108,8 @@ async def _run(args: argparse.Namespace) -> int:
         if args.command == "submit":
             job = await client.submit(args.process, _read_data(args.data),
                                       priority=args.priority, delay=args.delay,
-                                      idempotency_key=args.idempotency_key)
+                                      idempotency_key=args.idempotency_key,
+                                      depends_on=args.after)
             if not args.wait:
                 _print_job(job)
                 return EXIT_FAILED if job.state == "failure" else 0
@@ -127,7 +135,25 @@ async def _run(args: argparse.Namespace) -> int:
             else:
                 _print_table(rows)
             return 0
+        if args.command == "schedules":
+            return await _schedules(client, args.action, args.name)
     raise ValueError(f"unknown command {args.command!r}")
+
+
+async def _schedules(client: AsyncClient, action: str, name: str | None) -> int:
+    """``aioqueue schedules [list|pause|resume|trigger] [NAME]``: JSON on stdout."""
+    if action == "list":
+        for schedule in await client.schedules():
+            print(orjson.dumps(schedule).decode())
+        return 0
+    if not name:
+        raise ValueError(f"schedules {action} needs the schedule's name")
+    if action == "trigger":
+        _print_job(await client.trigger_schedule(name))
+    else:
+        answer = await getattr(client, f"{action}_schedule")(name)
+        print(orjson.dumps(answer).decode())
+    return 0
 
 
 def _detail_lines(details: Any) -> list[str]:

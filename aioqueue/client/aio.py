@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 from urllib.parse import quote
 
@@ -19,6 +19,11 @@ DEFAULT_URL = "http://127.0.0.1:8099"
 def _job_path(job_id: str, action: str = "") -> str:
     """The path of a job (or of one of its actions); the id is escaped, never trusted."""
     path = f"/async-process/{quote(job_id, safe='')}"
+    return f"{path}/{action}" if action else path
+
+
+def _schedule_path(name: str, action: str = "") -> str:
+    path = "/schedules/" + quote(name, safe="")
     return f"{path}/{action}" if action else path
 
 
@@ -52,10 +57,13 @@ class AsyncClient:
 
     async def submit(self, process: str, data: Any = None, *, wait: float = 0,
                      priority: int | None = None, idempotency_key: str | None = None,
-                     delay: float | None = None) -> Job:
+                     delay: float | None = None, depends_on: Sequence[str] = ()) -> Job:
         """Start a job; with ``wait`` (seconds), the server holds the answer until the job
-        ends or that time passes. Returns the job as it stands then."""
+        ends or that time passes. Returns the job as it stands then. With ``depends_on``
+        (job ids) it waits until those jobs succeeded."""
         params: dict[str, str] = {"process": process}
+        if depends_on:
+            params["depends_on"] = ",".join(depends_on)
         if wait:
             params["return_timeout"] = f"{wait:g}"
         if priority is not None:
@@ -113,9 +121,15 @@ class AsyncClient:
         await self._request("DELETE", _job_path(job_id))
 
     async def list(self, *, process: str | None = None, state: str | None = None,
-                   page_size: int = 100, limit: int | None = None) -> AsyncIterator[Job]:
-        """Jobs newest first, fetched a page at a time; ``limit`` caps how many are yielded."""
+                   page_size: int = 100, limit: int | None = None,
+                   schedule: str | None = None, depends_on: str | None = None
+                   ) -> AsyncIterator[Job]:
+        """Jobs newest first, fetched a page at a time; ``limit`` caps how many are yielded.
+        ``schedule``: only that schedule's jobs; ``depends_on``: only that job's children."""
         params = {"limit": str(page_size)}
+        for key, value in (("schedule", schedule), ("depends_on", depends_on)):
+            if value:
+                params[key] = value
         if process:
             params["process"] = process
         if state:
@@ -178,6 +192,37 @@ class AsyncClient:
         if not job.terminal and spent < interval_s:
             await asyncio.sleep(interval_s - spent)
         return job
+
+    # ------------------------------------------------------------ schedules
+
+    async def schedules(self) -> list[dict[str, Any]]:
+        """The schedules this token may see, by name."""
+        return (await self._request("GET", "/schedules"))["schedules"]
+
+    async def schedule(self, name: str) -> dict[str, Any]:
+        """One schedule: its fields, ``paused``, ``next_at``, ``source`` and ``last``."""
+        return await self._request("GET", _schedule_path(name))
+
+    async def put_schedule(self, name: str, process: str, **fields: Any) -> dict[str, Any]:
+        """Create or replace a schedule: ``cron=`` or ``every_s=``, and optionally
+        ``data``, ``timezone``, ``catch_up``, ``max_attempts``, ``priority``."""
+        return await self._request("PUT", _schedule_path(name),
+                                   data=orjson.dumps({"process": process, **fields}),
+                                   headers={"Content-Type": "application/json"})
+
+    async def delete_schedule(self, name: str) -> None:
+        """Remove a schedule (the jobs it fired stay)."""
+        await self._request("DELETE", _schedule_path(name))
+
+    async def pause_schedule(self, name: str) -> dict[str, Any]:
+        return await self._request("POST", _schedule_path(name, "pause"))
+
+    async def resume_schedule(self, name: str) -> dict[str, Any]:
+        return await self._request("POST", _schedule_path(name, "resume"))
+
+    async def trigger_schedule(self, name: str) -> Job:
+        """Fire the schedule now; the job it made."""
+        return Job.from_json(await self._request("POST", _schedule_path(name, "trigger")))
 
     # ------------------------------------------------------------ server
 

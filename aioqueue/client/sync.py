@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator, Coroutine, Iterator
+from collections.abc import AsyncIterator, Coroutine, Iterator, Sequence
 from typing import Any, TypeVar
 
 from .aio import DEFAULT_URL, AsyncClient
@@ -60,10 +60,11 @@ class Client:
 
     def submit(self, process: str, data: Any = None, *, wait: float = 0,
                priority: int | None = None, idempotency_key: str | None = None,
-               delay: float | None = None) -> Job:
+               delay: float | None = None, depends_on: Sequence[str] = ()) -> Job:
         """See ``AsyncClient.submit``."""
         return self._run(self._async.submit(process, data, wait=wait, priority=priority,
-                                            idempotency_key=idempotency_key, delay=delay))
+                                            idempotency_key=idempotency_key, delay=delay,
+                                            depends_on=depends_on))
 
     def get(self, job_id: str) -> Job:
         return self._run(self._async.get(job_id))
@@ -95,6 +96,28 @@ class Client:
 
     def watch(self, job_id: str, *, interval_s: float = 0.5) -> Iterator[Job]:
         return self._iterate(self._async.watch(job_id, interval_s=interval_s))
+
+    def schedules(self) -> list[dict[str, Any]]:
+        return self._run(self._async.schedules())
+
+    def schedule(self, name: str) -> dict[str, Any]:
+        return self._run(self._async.schedule(name))
+
+    def put_schedule(self, name: str, process: str, **fields: Any) -> dict[str, Any]:
+        """See ``AsyncClient.put_schedule``."""
+        return self._run(self._async.put_schedule(name, process, **fields))
+
+    def delete_schedule(self, name: str) -> None:
+        self._run(self._async.delete_schedule(name))
+
+    def pause_schedule(self, name: str) -> dict[str, Any]:
+        return self._run(self._async.pause_schedule(name))
+
+    def resume_schedule(self, name: str) -> dict[str, Any]:
+        return self._run(self._async.resume_schedule(name))
+
+    def trigger_schedule(self, name: str) -> Job:
+        return self._run(self._async.trigger_schedule(name))
 
     def processes(self) -> list[dict[str, Any]]:
         return self._run(self._async.processes())

@@ -61,6 +61,10 @@ class Job:
     ended_at: datetime | None
     #: the job's own URLs (``self``, ``events``), relative to the server
     links: dict[str, str] | None = None
+    #: the schedule whose firing made it, if any
+    schedule: str | None = None
+    #: the jobs it waits for (it runs once they all succeeded)
+    depends_on: tuple[str, ...] = ()
 
     @property
     def terminal(self) -> bool:
@@ -84,6 +88,7 @@ class Job:
             "priority": self.priority,
             "created_at": _iso(self.created_at), "scheduled_at": _iso(self.scheduled_at),
             "started_at": _iso(self.started_at), "ended_at": _iso(self.ended_at),
+            "schedule": self.schedule, "depends_on": list(self.depends_on),
             "links": self.links,
         }
 
@@ -106,6 +111,7 @@ class Job:
             started_at=_time(body.get("started_at")),
             ended_at=_time(body.get("ended_at")),
             links=body.get("links") if isinstance(body.get("links"), dict) else None,
+            schedule=body.get("schedule"), depends_on=tuple(body.get("depends_on") or ()),
         )
 
 

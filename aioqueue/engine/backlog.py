@@ -52,8 +52,12 @@ class Backlog(JobObserver, StoreListener):
         """Take the count from the store (once, when the engine starts)."""
         await self._recount()
 
-    async def reserve(self, count: int = 1) -> None:
-        """Make room for ``count`` new jobs, or raise ``Overloaded``."""
+    async def reserve(self, count: int = 1, *, force: bool = False) -> None:
+        """Make room for ``count`` new jobs, or raise ``Overloaded``; with ``force`` (the
+        server's own jobs: a schedule's firing) the place is taken even past the limit."""
+        if force:
+            self._reserved += count
+            return
         if self.size + count > self.limit and (
             self._counted_s is None or self._clock() - self._counted_s >= self._recount_s
         ):

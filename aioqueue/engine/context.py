@@ -61,6 +61,8 @@ class JobContext:
         self.process = job.process
         self.attempt = job.attempts
         self.max_attempts = job.max_attempts
+        #: each parent job's id and result (``depends_on``); empty for a job without
+        self.parents: dict[str, Any] = {}
         self._loop = loop
         self._report = report
         self._cancelled = threading.Event()

@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..config import EngineSettings, LimitSettings
-from ..errors import Unavailable
+from ..errors import InvalidRequest, Unavailable
 from ..models import Job, now_ms, plural
 from ..store import JobStore, Node
+from .schedspec import ScheduleSpec
 from .arrivals import Arrivals
 from .backlog import Backlog
 from .batch import BatchRunner
@@ -35,7 +36,10 @@ from .outcome import Recorder
 from .pool import WorkerPool
 from .progress import ProgressWriter
 from .registry import Registry
+from .dependencies import MAX_PARENTS, Dependents
 from .retry import RetryPolicy
+from .workflow import workflow_jobs
+from .schedules import Scheduler
 from .submit import Request, Submitter
 from .waiters import Waiters
 from .worker import JobRunner
@@ -48,7 +52,7 @@ class Engine:
 
     def __init__(
         self, store: JobStore, registry: Registry, settings: EngineSettings, *,
-        limits: LimitSettings | None = None,
+        limits: LimitSettings | None = None, schedules: Mapping[str, ScheduleSpec] | None = None,
     ) -> None:
         self.store = store
         self.registry = registry
@@ -74,9 +78,16 @@ class Engine:
                                                     settings.write_retry_max_s))
         batches = BatchRunner(store, self.pool, arrivals, self.observers, recorder,
                               self._accepting)
-        self._runner = JobRunner(registry, self.pool, recorder, batches, self._accepting)
+        #: follows the ends of jobs that others wait for
+        self.dependents = Dependents(store, self.observers, self.dispatcher.note_queued)
+        self.observers.append(self.dependents)
+        self._runner = JobRunner(registry, self.pool, recorder, batches, self._accepting,
+                                 self.dependents.results)
         self._submitter = Submitter(store, registry, self.backlog, self.pool, self.dispatcher,
                                     self.control, self.waiters, self.observers, self.health)
+        #: the schedules and the task that fires them
+        self.schedules = Scheduler(store, registry, self.backlog, self._adopt)
+        self._configured = dict(schedules or {})
 
     @property
     def tasks(self) -> list[asyncio.Task]:
@@ -87,7 +98,8 @@ class Engine:
     # ---------------------------------------------------------------- lifecycle
 
     async def start(self) -> None:
-        """Recover what a killed process left running, then start dispatcher and workers."""
+        """Recover what a killed process left running, start dispatcher and workers, then
+        the schedules (the config's, and those created over HTTP before)."""
         requeued, interrupted = await self.store.recover(now_ms())
         if requeued or interrupted:
             log.warning("recovered %s: %d re-queued, %d interrupted",
@@ -95,9 +107,11 @@ class Engine:
         await self.backlog.start()
         self.store.subscribe(self.control)  # what other servers on the database do
         self.store.subscribe(self.backlog)  # the heartbeat recounts the cluster's backlog
+        await self.dependents.start()
         await self.dispatcher.start()
         self.pool.start()
         self.accepting = True
+        await self.schedules.start(self._configured)
 
     async def drain(self, grace_s: float) -> None:
         """Stop accepting, let running jobs end within ``grace_s``, re-queue the rest.
@@ -105,6 +119,7 @@ class Engine:
         Calling it again once drained does nothing.
         """
         self.accepting = False
+        await self.schedules.stop()
         if not self.pool.tasks:
             return
         self.dispatcher.arrivals.notify()  # a batch waiting for inputs runs with what it has
@@ -126,6 +141,11 @@ class Engine:
     def _accepting(self) -> bool:
         return self.accepting
 
+    def _adopt(self, job: Job) -> None:
+        """A queued job the scheduler stored: take it on as if it was submitted."""
+        self.observers.submitted(job)
+        self.dispatcher.note_queued(job.scheduled_at_ms)
+
     async def _run(self, job: Job) -> None:
         await self._runner.run(job)
 
@@ -136,6 +156,7 @@ class Engine:
         delay_s: float = 0.0, run_at_ms: int | None = None, wait_s: float = 0.0,
         owner: str | None = None, callback_url: str | None = None,
         notify_email: str | None = None, idempotency_key: str | None = None,
+        depends_on: Sequence[str] = (), viewer: str | None = None,
     ) -> Job:
         """Store a new job durably and return it; with ``wait_s``, wait that long for its end.
 
@@ -145,12 +166,27 @@ class Engine:
         earlier than ``run_at_ms`` if given, else ``delay_s`` from now. An
         ``idempotency_key`` this owner used before returns (and waits for) the first job,
         or raises ``IdempotencyConflict`` if that request was a different one.
+
+        With ``depends_on`` it stays queued until those jobs (each one ``viewer`` may see;
+        None: any) have succeeded, and fails as soon as one fails (``dependencies``).
         """
         self._check_accepting()
+        parents = tuple(dict.fromkeys(depends_on))
+        if len(parents) > MAX_PARENTS:
+            raise InvalidRequest(f"depends_on names at most {MAX_PARENTS} jobs")
+        if parents:
+            await self.dependents.check(parents, viewer)
+            self.dependents.parents.update(parents)  # before the insert: no end is missed
         request = Request(priority=priority, delay_s=delay_s, run_at_ms=run_at_ms, owner=owner,
                           callback_url=callback_url, notify_email=notify_email,
-                          idempotency_key=idempotency_key)
-        return await self._submitter.submit(process, data, request, raw=raw, wait_s=wait_s)
+                          idempotency_key=idempotency_key, depends_on=parents)
+        job = await self._submitter.submit(process, data, request, raw=raw, wait_s=wait_s)
+        if parents and not job.terminal:  # a parent that had failed already ended it at once
+            stored = await self.store.get(job.id)
+            if stored is not None and stored.terminal:
+                self.observers.ended(stored)
+                return stored
+        return job
 
     async def submit_bulk(
         self, process: str, items: Sequence[Any], *, priority: int = 0, owner: str | None = None,
@@ -164,6 +200,26 @@ class Engine:
         request = Request(priority=priority, owner=owner, callback_url=callback_url,
                           notify_email=notify_email)
         return await self._submitter.submit_bulk(process, items, request)
+
+    async def submit_workflow(
+        self, items: Sequence[dict[str, Any]], *, owner: str | None = None,
+        viewer: str | None = None, callback_url: str | None = None,
+        notify_email: str | None = None,
+    ) -> list[Job]:
+        """Store a workflow (``workflow.workflow_jobs``) in one transaction, all or none;
+        existing parents must be jobs ``viewer`` may see."""
+        self._check_accepting()
+        jobs, existing = workflow_jobs(self.registry, items, owner=owner,
+                                       callback_url=callback_url, notify_email=notify_email)
+        await self.dependents.check(sorted(existing), viewer)
+        for job in jobs:
+            self.dependents.parents.update(job.depends_on)
+        await self._submitter.store_many(jobs)
+        for n, job in enumerate(jobs if existing else ()):  # a failed parent ends them at once
+            if job.depends_on and (stored := await self.store.get(job.id)) and stored.terminal:
+                self.observers.ended(stored)
+                jobs[n] = stored
+        return jobs
 
     def _check_accepting(self) -> None:
         if not self.accepting:
@@ -195,11 +251,13 @@ class Engine:
 
     async def list_jobs(
         self, *, process: str | None = None, state: str | None = None, limit: int = 50,
-        after: str | None = None, owner: str | None = None,
+        after: str | None = None, owner: str | None = None, schedule: str | None = None,
+        depends_on: str | None = None,
     ) -> tuple[list[Job], str | None]:
         """A page of jobs, newest first, and the cursor of the next page (None at the end)."""
         return await self.control.list_jobs(process=process, state=state, limit=limit,
-                                            after=after, owner=owner)
+                                            after=after, owner=owner, schedule=schedule,
+                                            depends_on=depends_on)
 
     async def nodes(self) -> list[Node]:
         """The servers sharing the store (just this one on a single-owner store)."""

@@ -143,7 +143,8 @@ class JobControl(StoreListener):
 
     async def list_jobs(
         self, *, process: str | None = None, state: str | None = None, limit: int = 50,
-        after: str | None = None, owner: str | None = None,
+        after: str | None = None, owner: str | None = None, schedule: str | None = None,
+        depends_on: str | None = None,
     ) -> tuple[list[Job], str | None]:
         """A page of jobs, newest first, and the cursor of the next page (None at the end)."""
         if not 1 <= limit <= MAX_PAGE:
@@ -155,7 +156,8 @@ class JobControl(StoreListener):
             raise InvalidRequest(f"state must be one of {names}") from None
         before = decode_cursor(after) if after is not None else None
         rows = await self.store.list_jobs(
-            process=process, state=wanted, owner=owner, before=before, limit=limit + 1
+            process=process, state=wanted, owner=owner, before=before, limit=limit + 1,
+            schedule=schedule, depends_on=depends_on,
         )
         page = rows[:limit]
         cursor = encode_cursor(page[-1][0]) if len(rows) > limit else None

@@ -38,6 +38,8 @@ class Request:
     callback_url: str | None = None
     notify_email: str | None = None
     idempotency_key: str | None = None
+    #: the jobs it waits for (checked by the engine before it comes here)
+    depends_on: tuple[str, ...] = ()
 
 
 class Submitter:
@@ -110,6 +112,7 @@ class Submitter:
             scheduled <= now
             and proc.batch_size == 1  # batch jobs wait in the table, where a batch collects them
             and proc.concurrency is None  # limited ones go through the claim, which counts
+            and not request.depends_on  # a child waits in the table for its parents
             and self.dispatcher.idle_now(now)
             and self.pool.reserve()
         )
@@ -123,6 +126,7 @@ class Submitter:
             callback_url=request.callback_url, notify_email=request.notify_email,
             idempotency_key=request.idempotency_key, request_hash=request_hash,
             claim=new_claim_token() if handoff else None,
+            depends_on=request.depends_on,
         )
 
     async def _store(self, job: Job) -> None:
@@ -142,6 +146,10 @@ class Submitter:
             self.pool.launch(job)
         else:
             self.dispatcher.note_queued(job.scheduled_at_ms)
+
+    async def store_many(self, jobs: list[Job]) -> None:
+        """Store queued jobs (a workflow's) in one transaction, all or none."""
+        await asyncio.shield(self._store_queued(jobs))
 
     async def _store_queued(self, jobs: list[Job]) -> None:
         try:

@@ -21,7 +21,9 @@ class JobRunner:
     """Runs one claimed (or handed-off) job to its recorded end; batches go to ``batches``."""
 
     def __init__(self, registry: Registry, pool: WorkerPool, recorder: Recorder,
-                 batches: BatchRunner, accepting: Callable[[], bool]) -> None:
+                 batches: BatchRunner, accepting: Callable[[], bool],
+                 parents: Callable[[Job], Awaitable[dict[str, Any]]]) -> None:
+        self.parents = parents  # a child's parents' results, for ``ctx.parents``
         self.registry = registry
         self.pool = pool
         self.recorder = recorder
@@ -53,6 +55,8 @@ class JobRunner:
         except Exception as exc:
             return Outcome(JobState.FAILURE, error=error_json(ErrorCode.EXCEPTION, str(exc)))
         data = orjson.loads(job.input)
+        if job.depends_on:
+            run.ctx.parents = await self.parents(job)
         call: Awaitable[Any] = (
             proc.handler(run.ctx, data) if proc.is_async
             else asyncio.to_thread(proc.handler, run.ctx, data)

@@ -5,18 +5,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 
 from aiohttp import web
 
 from ..config import Settings
 from ..engine import Engine, Registry
 from ..engine.retention import Retention
+from ..engine.schedspec import ScheduleSpec
+from ..engine.schedules import config_schedules
 from ..models import plural
 from ..notify import Notifier
 from ..processes import build_registry
 from ..store import store_for
-from . import sse, ui
+from . import schedules, sse, ui
 from .auth import auth_middleware
 from .browser import BrowserGuard
 from .hub import Hub
@@ -46,6 +48,7 @@ def create_app(settings: Settings, registry: Registry | None = None) -> web.Appl
     """
     if registry is None:
         registry = build_registry(settings)
+    configured = config_schedules(settings.schedules, registry)  # a bad one stops the start
     metrics = Metrics()
     guard = BrowserGuard(settings.server)
     app = web.Application(
@@ -65,9 +68,10 @@ def create_app(settings: Settings, registry: Registry | None = None) -> web.Appl
     app[LIMITER] = RateLimiter(settings.limits.rate_per_s, settings.limits.rate_burst)
     # a bad location stops here, before any socket
     app[STORE] = store_for(settings.storage, lease_s=settings.cluster.lease_s)
-    app.cleanup_ctx.extend([_store, _engine(registry), _notifier, _retention])
+    app.cleanup_ctx.extend([_store, _engine(registry, configured), _notifier, _retention])
     app.on_shutdown.extend([_drain, _end_streams])
     add_routes(app)
+    schedules.add_routes(app)
     sse.add_routes(app)
     ui.add_routes(app)
     return app
@@ -79,10 +83,12 @@ async def _store(app: web.Application) -> AsyncIterator[None]:
     await app[STORE].close()
 
 
-def _engine(registry: Registry) -> Callable[[web.Application], AsyncIterator[None]]:
+def _engine(registry: Registry, configured: Mapping[str, ScheduleSpec]
+            ) -> Callable[[web.Application], AsyncIterator[None]]:
     async def engine(app: web.Application) -> AsyncIterator[None]:
         settings = app[SETTINGS]
-        engine = Engine(app[STORE], registry, settings.engine, limits=settings.limits)
+        engine = Engine(app[STORE], registry, settings.engine, limits=settings.limits,
+                        schedules=configured)
         engine.observers += [app[HUB], app[METRICS]]
         app[ENGINE] = engine
         await engine.start()

@@ -12,6 +12,7 @@ from typing import Any
 
 from .. import __version__
 from ..models import ErrorCode, JobState
+from .openapi_schedules import SCHEMAS as SCHEDULE_SCHEMAS, schedule_paths
 
 JOB_ID_PATTERN = "^[0-9a-f]{32}$"
 
@@ -53,6 +54,10 @@ SCHEMAS: dict[str, Any] = {
             "scheduled_at": {"type": "string", "format": "date-time"},
             "started_at": _TIME,
             "ended_at": _TIME,
+            "depends_on": {"type": "array", "items": {"type": "string", "pattern": JOB_ID_PATTERN},
+                           "description": "The jobs this one waits for; empty for most."},
+            "schedule": {"type": ["string", "null"],
+                         "description": "The schedule whose firing made the job, or null."},
             "links": {
                 "type": "object",
                 "properties": {"self": {"type": "string"}, "events": {"type": "string"}},
@@ -63,7 +68,7 @@ SCHEMAS: dict[str, Any] = {
         "required": [
             "id", "process", "state", "progress", "result", "error", "attempts",
             "max_attempts", "priority", "created_at", "scheduled_at", "started_at",
-            "ended_at", "links",
+            "ended_at", "schedule", "depends_on", "links",
         ],
     },
     "JobList": {
@@ -158,14 +163,16 @@ _ERRORS = {
     400: "Bad JSON, a bad parameter, or input that fails the process's schema.",
     401: "No token, or an unknown one (only when tokens are configured).",
     403: "The token may not run this process, or a cross-site page tried to change state.",
-    404: "No such job (or another client's), process or route.",
+    404: "No such job, schedule (or another client's), process or route.",
     405: "The route does not take this method.",
-    409: "The job's state does not allow this change.",
+    409: "The job's state does not allow this change; or the schedule comes from the config, "
+         "or its name is another client's.",
     413: "The body is over the configured limit.",
     415: "The request does not say Content-Type: application/json (every POST must, "
          "even with an empty body).",
     421: "The Host header names no address of this server (see [server] allowed_hosts).",
-    422: "The Idempotency-Key was used before with another body.",
+    422: "The Idempotency-Key was used before with another body, or depends_on names jobs "
+         "that do not exist (or are another client's).",
     429: "The client's rate or the backlog limit is exceeded; see Retry-After.",
     503: "Shutting down or storage unavailable; see Retry-After.",
 }
@@ -293,6 +300,9 @@ def build_openapi(*, max_return_timeout_s: float = 120.0,
                    "ISO-8601 time (with its zone, under a year ahead) before which the job "
                    "must not start; not together with delay."),
             fields,
+            _query("depends_on", {"type": "string"},
+                   "Up to 100 comma-separated job ids: the job stays queued until they all "
+                   "succeeded, and fails (dependency_failed) when one fails."),
             {"name": "Prefer", "in": "header", "schema": {"type": "string"},
              "description": "RFC 7240 `wait=N`: same as return_timeout (the query wins)."},
             {"name": "Idempotency-Key", "in": "header",
@@ -319,6 +329,11 @@ def build_openapi(*, max_return_timeout_s: float = 120.0,
             _query("process", {"type": "string", "minLength": 1}, "Only jobs of this process."),
             _query("state", {"type": "string", "enum": [s.value for s in JobState]},
                    "Only jobs in this state."),
+            _query("schedule", {"type": "string",
+                                "pattern": "^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"},
+                   "Only the jobs this schedule fired."),
+            _query("depends_on", {"type": "string", "pattern": JOB_ID_PATTERN},
+                   "Only the children of this job."),
             _query("limit", {"type": "integer", "minimum": 1, "maximum": 1000},
                    "Page size."),
             _query("after", {"type": "string", "minLength": 1, "maxLength": 28,
@@ -406,6 +421,7 @@ def build_openapi(*, max_return_timeout_s: float = 120.0,
         paths[f"/async-process/{{job_id}}/{action}"] = {"post": _job_op(
             f"{action}Job", summary, {200: job}, (403, 404, 409, 415),
             requestBody=_EMPTY_JSON_BODY)}
+    paths.update(schedule_paths(_json, _responses, _EMPTY_JSON_BODY))
     return {
         "openapi": "3.1.0",
         "info": {
@@ -417,7 +433,7 @@ def build_openapi(*, max_return_timeout_s: float = 120.0,
         "servers": [{"url": "/"}],
         "paths": paths,
         "components": {
-            "schemas": {**SCHEMAS, "BulkRequest": _bulk_request(processes), **{
+            "schemas": {**SCHEMAS, **SCHEDULE_SCHEMAS, "BulkRequest": _bulk_request(processes), **{
                 f"input.{name}": schema if schema is not None else
                 {"description": "Any JSON value."} for name, schema in processes.items()}},
             "parameters": {"JobId": {

@@ -139,3 +139,18 @@ def list_filter(request: web.Request, name: str,
     if allowed is not None and value not in allowed:
         raise InvalidRequest(f"{name} must be one of {', '.join(sorted(allowed))}")
     return value
+
+
+def job_ids(value: str | None, name: str, most: int = 100) -> list[str]:
+    """A comma-separated list of up to ``most`` job ids (``depends_on=ID1,ID2``); a
+    malformed one is a 400 naming it."""
+    if not value:
+        return []
+    ids = [part.strip() for part in value.split(",")]
+    bad = [i[:40] for i in ids if not is_job_id(i)]
+    if bad:
+        raise InvalidRequest(f"{name} must be job ids, not {bad[0]!r}",
+                             details={"invalid": bad[:10]})
+    if len(ids) > most:
+        raise InvalidRequest(f"{name} names at most {most} job(s), not {len(ids)}")
+    return ids

@@ -14,8 +14,8 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from ..errors import (
     AioqueueError, DuplicateJob, Forbidden, IdempotencyConflict, InvalidRequest,
-    InvalidTransition, JobNotFound, Overloaded, RetryLater, Unauthorized, Unavailable,
-    UnknownProcess,
+    InvalidTransition, JobNotFound, Overloaded, RetryLater, ScheduleConflict, ScheduleNotFound,
+    Unauthorized, Unavailable, UnknownParents, UnknownProcess,
 )
 from .browser import MisdirectedRequest
 from .keys import REPEATS, SETTINGS
@@ -28,10 +28,13 @@ _STATUS: dict[type[AioqueueError], int] = {
     Forbidden: 403,
     UnknownProcess: 404,
     JobNotFound: 404,
+    ScheduleNotFound: 404,
+    ScheduleConflict: 409,
     InvalidTransition: 409,
     DuplicateJob: 409,
     MisdirectedRequest: 421,
     IdempotencyConflict: 422,
+    UnknownParents: 422,
     Overloaded: 429,
     Unavailable: 503,
 }

@@ -14,6 +14,7 @@ from aiohttp import web
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from ..errors import InvalidRequest, JobNotFound, Unavailable
+from ..engine.schedspec import check_name
 from ..models import JobState, iso_ms
 from ..notify import check_callback_url, check_email
 from . import params
@@ -21,6 +22,7 @@ from .auth import admit, creator_of, owner_of, principal_of
 from .keys import ENGINE, LONG_POLLS, METRICS, SETTINGS, TOKENS
 from .mount import HEALTH_PATH, HEALTH_ROUTE, JOBS_PATH, job_base, prefix
 from .responses import json_response
+from .workflow import submit_workflow
 
 BASE = JOBS_PATH
 #: a job id in a route: only what could be one, so ``bulk`` and other words never match it
@@ -66,11 +68,13 @@ async def submit(request: web.Request) -> web.Response:
     delay_s = params.number(delay, "delay", 0, params.MAX_DELAY_S) if delay is not None else 0.0
     at_ms = params.run_at_ms(run_at) if run_at is not None else None
     key = params.idempotency_key(request)
+    parents = params.job_ids(request.query.get("depends_on"), "depends_on")
     data, raw = await params.read_input(request)
     with _long_poll(request, wait_s):  # refused before anything is stored
         job = await request.app[ENGINE].submit(
             process, data, raw=raw, priority=priority, delay_s=delay_s, run_at_ms=at_ms,
             wait_s=wait_s, owner=creator_of(request), idempotency_key=key, **_notices(request),
+            depends_on=parents, viewer=owner_of(request),
         )
     headers = {"Preference-Applied": f"wait={wait_s:g}"} if from_prefer else None
     return _job_answer(request, job, headers=headers)
@@ -88,8 +92,11 @@ def _notices(request: web.Request) -> dict[str, str | None]:
 
 
 async def submit_bulk(request: web.Request) -> web.Response:
-    """POST /async-process/bulk?process=NAME with ``{"items": [...]}``: all jobs or none."""
+    """POST /async-process/bulk?process=NAME with ``{"items": [...]}``: all jobs or none.
+    Without ``?process=``: a workflow (``workflow``)."""
     process = request.query.get("process", "")
+    if "process" not in request.query:
+        return await submit_workflow(request, _notices(request))
     if not process:
         raise InvalidRequest("the query parameter 'process' is required")
     priority = params.priority(request)
@@ -130,10 +137,18 @@ async def list_jobs(request: web.Request) -> web.Response:
         process=params.list_filter(request, "process"),
         state=params.list_filter(request, "state", _STATES), limit=limit,
         after=params.list_filter(request, "after"), owner=owner_of(request),
+        schedule=_schedule_filter(params.list_filter(request, "schedule")),
+        depends_on=(params.job_ids(params.list_filter(request, "depends_on"), "depends_on",
+                                   most=1) or [None])[0],
     )
     return json_response({"jobs": [j.to_dict(base_path=base, with_input=with_input)
                                    for j in jobs],
                           "next": cursor})
+
+
+def _schedule_filter(name: str | None) -> str | None:
+    """``?schedule=``: a schedule's name (a 400 otherwise, as for ``/schedules/{name}``)."""
+    return None if name is None else check_name(name)
 
 
 async def cancel_job(request: web.Request) -> web.Response:

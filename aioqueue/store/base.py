@@ -35,7 +35,7 @@ import socket
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
-from ..models import Job, JobState, Notice
+from ..models import Job, JobState, Notice, StoredSchedule
 from ..models import now_ms as _now_ms
 
 
@@ -153,6 +153,13 @@ class JobStore(abc.ABC):
         None is its own scope). Callers pass a job with a key alone in its call, so that the
         refusal concerns that job only. The write completes even if the caller is cancelled
         while it waits.
+
+        **Dependencies.** A queued job with ``depends_on`` (parents stored before it, or
+        earlier in the same call) is never claimed while a parent is active. The commit that
+        ends its last parent in ``success`` makes it claimable; the commit that ends any
+        parent in ``failure`` ends it ``failure`` with error code ``dependency_failed`` and
+        ``details: {"parent": id}``, with its notices, and so on down the chain. A parent
+        that has ended already counts at once, in the insert's own commit.
         """
 
     # ---------------------------------------------------------------- the workers' side
@@ -241,9 +248,13 @@ class JobStore(abc.ABC):
     async def list_jobs(
         self, *, process: str | None = None, state: JobState | None = None,
         owner: str | None = None, before: int | None = None, limit: int = 50,
+        schedule: str | None = None, depends_on: str | None = None,
     ) -> list[tuple[int, Job]]:
-        """Up to ``limit`` jobs matching the filters given, newest first, each with its
+        """Up to ``limit`` jobs matching the filters given (``depends_on``: the children of
+        that job), newest first, each with its
         position: an integer, larger for newer jobs, that never changes for a job.
+
+        Each filter alone (``schedule`` included) is served by an index, never a scan.
 
         ``before`` returns only jobs older than that position (the next page). The engine
         turns positions into opaque cursors; clients never see them raw.
@@ -332,3 +343,65 @@ class JobStore(abc.ABC):
         nothing of the call, when a job's id, position or idempotency key is taken. Meant
         for a store that no server is using.
         """
+    # ---------------------------------------------------------------- schedules
+
+    @abc.abstractmethod
+    async def put_schedule(self, schedule: StoredSchedule) -> bool:
+        """Create the schedule, or replace the one of that name if it has the same owner
+        and source; False, writing nothing, if the name belongs to another owner or source.
+
+        Replacing keeps ``paused``, and keeps ``next_at_ms`` when ``spec`` is byte for byte
+        the same (so restating a config schedule at start-up never moves its firings);
+        otherwise ``next_at_ms`` is the one given. Durable on return.
+        """
+
+    @abc.abstractmethod
+    async def get_schedule(self, name: str, *, owner: str | None = None) -> StoredSchedule | None:
+        """The committed schedule; with ``owner``, None unless that client owns it."""
+
+    @abc.abstractmethod
+    async def list_schedules(
+        self, *, owner: str | None = None, source: str | None = None
+    ) -> list[StoredSchedule]:
+        """Every schedule (of ``owner``, of ``source``, if given), by name."""
+
+    @abc.abstractmethod
+    async def delete_schedule(
+        self, name: str, *, owner: str | None = None, source: str | None = None
+    ) -> bool:
+        """Remove a schedule (its jobs stay); False when none of that name is visible to
+        ``owner`` and of ``source``."""
+
+    @abc.abstractmethod
+    async def set_schedule_paused(
+        self, name: str, *, paused: bool, next_at_ms: int | None, owner: str | None = None
+    ) -> StoredSchedule | None:
+        """Pause or resume a schedule and set its next fire time; the changed schedule, or
+        None when it is not visible to ``owner``. Durable on return."""
+
+    @abc.abstractmethod
+    async def fire_schedule(
+        self, job: Job, *, next_at_ms: int | None, expected_next_ms: int | None
+    ) -> bool:
+        """Store ``job``, the firing of ``job.schedule`` at ``job.fire_at_ms``, and in the
+        same transaction move the schedule's ``next_at_ms`` on to ``next_at_ms`` if it is
+        still ``expected_next_ms`` (a schedule replaced meanwhile keeps its new time).
+
+        **Exactly once per fire time:** (schedule, fire time) is unique among stored jobs,
+        across restarts and across processes sharing the database. Returns True once the
+        job is committed; False when that fire time already has its job, in which case only
+        the schedule's time moves on. ``next_at_ms`` None leaves the schedule as it is (a
+        manual trigger).
+        """
+
+    @abc.abstractmethod
+    async def advance_schedule(
+        self, name: str, *, next_at_ms: int, expected_next_ms: int | None
+    ) -> bool:
+        """Move a schedule's next fire time on without a firing (one skipped by
+        ``catch_up = "none"``), if it is still ``expected_next_ms``; False otherwise."""
+
+    @abc.abstractmethod
+    async def waiting_parents(self) -> list[str]:
+        """The ids of jobs that queued or paused children still wait for (read at start,
+        so the engine knows whose end to follow)."""

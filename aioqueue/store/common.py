@@ -10,13 +10,15 @@ import asyncio
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+import orjson
+
 from ..models import Job, JobState
 
 #: the job's columns, in the order ``row_to_job`` reads them
 COLUMNS = (
     "id, process, state, input, result, error, progress, attempts, max_attempts, priority, "
     "created_at_ms, scheduled_at_ms, started_at_ms, ended_at_ms, owner, idempotency_key, "
-    "request_hash, callback_url, notify_email"
+    "request_hash, callback_url, notify_email, schedule, fire_at_ms, depends_on"
 )
 
 
@@ -30,6 +32,7 @@ def row_to_job(row: Sequence[Any]) -> Job:
     return Job(
         row[0], row[1], JobState(row[2]), row[3], row[4], row[5], row[6], row[7], row[8],
         row[9], row[10], row[11], row[12], row[13], row[14], row[15], row[16], row[17], row[18],
+        row[19], row[20], tuple(orjson.loads(row[21])) if row[21] else (),
     )
 
 

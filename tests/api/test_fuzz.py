@@ -48,10 +48,17 @@ ENDPOINTS = [
     ("GET", "/ui"),
     ("GET", "/ui/"),
     ("GET", "/ui/{id}"),
+    ("GET", "/schedules"),
+    ("GET", "/schedules/{id}"),
+    ("PUT", "/schedules/{id}"),
+    ("DELETE", "/schedules/{id}"),
+    ("POST", "/schedules/{id}/pause"),
+    ("POST", "/schedules/{id}/resume"),
+    ("POST", "/schedules/{id}/trigger"),
 ]
 
 QUERY_KEYS = ["process", "return_timeout", "priority", "delay", "run_at", "fields", "state",
-              "limit", "after", "x"]
+              "limit", "after", "schedule", "depends_on", "x"]
 HEADER_NAMES = ["X-TOKEN", "Authorization", "Content-Type", "Prefer", "Idempotency-Key",
                 "X-Callback-URL", "X-Notify-Email", "Accept", "Last-Event-ID", "Content-Encoding"]
 PROCESSES = ["echo", "sleep", "sha256", "fail", "nope", ""]
@@ -196,6 +203,7 @@ def _request(server: _Server, method: str, path: str, body: bytes | None,
 @st.composite
 def requests(draw, server: _Server, method: str, template: str) -> tuple[str, bytes | None, dict]:
     job_id = draw(st.one_of(st.text(max_size=40), st.sampled_from(server.job_ids),
+                            st.sampled_from(["nightly", "a" * 101, "-x", "n.1"]),
                             st.sampled_from(["0" * 32, "..", "%2e%2e", "../health", "\x00"])))
     path = template.replace("{id}", urllib.parse.quote(job_id, safe=""))
     query = draw(st.dictionaries(
@@ -219,6 +227,12 @@ def requests(draw, server: _Server, method: str, template: str) -> tuple[str, by
     body = draw(st.one_of(st.none(), st.binary(max_size=300),
                           json_values.map(lambda v: json.dumps(v).encode()),
                           st.just(b'{"items": [1, 2, {"seconds": 0}]}'), nested_bodies,
+                          st.just(b'{"process": "echo", "every_s": 3600}'),
+                          st.just(b'{"jobs": [{"process": "echo", "data": 1}, '
+                                  b'{"process": "echo", "depends_on": ["#0", "#1"]}]}'),
+                          st.just(b'{"jobs": [{"process": "echo", "depends_on": ["#0"]}]}'),
+                          st.just(b'{"process": "echo", "cron": "0 3 * * *", '
+                                  b'"timezone": "Europe/Berlin", "catch_up": "none"}'),
                           nested_bodies.map(lambda b: b'{"items": [' + b + b"]}")))
     if body is not None and "Content-Type" not in headers and draw(st.booleans()):
         headers["Content-Type"] = "application/json"

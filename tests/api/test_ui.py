@@ -179,3 +179,22 @@ async def test_live_mode_follows_the_event_stream_and_sends_the_token(aiohttp_se
             == "100"
     assert seen_tokens[0] is None
     assert "Bearer s3cret" in seen_tokens
+
+
+@needs_chromium
+async def test_the_page_lists_schedules_triggers_one_and_shows_a_jobs_parents(client):
+    await client.put("/schedules/hourly", json={"process": "echo", "every_s": 3600, "data": 5})
+    async with open_page() as page:
+        await page.goto(str(client.make_url("/ui")))
+        row = "document.querySelector('#schedules tr[data-name=hourly]')"
+        await page.wait_for(f"{row} !== null")
+        assert "every 3600 s" in await page.evaluate(f"{row}.textContent")
+        await page.evaluate(f"{row}.querySelector('button[data-action=trigger]').click()")
+        job_id = await page.wait_for(f"{_row('echo')}?.dataset.id")
+        answer = await client.post(f"/async-process/?process=echo&depends_on={job_id}", json=1)
+        child = (await answer.json())["id"]
+        await page.wait_for(f"document.querySelector('#jobs tr[data-id=\"{child}\"]') !== null")
+        await page.evaluate(f"document.querySelector('#jobs tr[data-id=\"{child}\"]').click()")
+        parents = "document.querySelector('#detail-fields dd[data-field=parents]')?.textContent"
+        assert await page.wait_for(parents) == job_id
+        assert page.errors == []

@@ -10,6 +10,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from aioqueue.store.sqlite import SCHEMA_VERSION
+
 from .server import ServerProcess
 
 pytestmark = pytest.mark.e2e
@@ -140,7 +142,7 @@ async def test_a_database_newer_than_the_code_stops_the_start_with_one_line(tmp_
     assert proc.returncode == 2
     errors = [line for line in err.decode().splitlines() if line.startswith("aioqueue:")]
     assert errors == [f"aioqueue: {db} has schema version 999, newer than this aioqueue "
-                      f"knows (3); upgrade aioqueue"]
+                      f"knows ({SCHEMA_VERSION}); upgrade aioqueue"]
     assert "Traceback" not in err.decode()
     assert sqlite3.connect(db).execute("PRAGMA user_version").fetchone() == (999,)
 

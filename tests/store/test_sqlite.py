@@ -181,3 +181,46 @@ async def test_purge_deletes_old_terminal_jobs_in_small_transactions(store):
     assert purged == 7
     assert store.commits - commits == 3  # 3 + 3 + 1, each its own transaction
     assert [j.id for _, j in await store.list_jobs()] == [active.id, recent.id]
+
+
+async def test_listing_a_schedules_jobs_walks_its_index_without_a_sort(store):
+    pairs = [p for p in itertools.product(("nightly", "hourly", None), ("alice", None, "bob"))
+             for _ in range(40)]
+    await store.insert([make_job(owner=o, schedule=s, fire_at_ms=n, max_attempts=1)
+                        for n, (s, o) in enumerate(pairs)])
+    await store._enqueue("ANALYZE", ())
+    for owner in (None, "alice"):
+        sql, params = list_query(process=None, state=None, owner=owner, before=None, limit=50,
+                                 schedule="nightly")
+        plan = " | ".join(row[3] for row in await store._read(f"EXPLAIN QUERY PLAN {sql}", params))
+        assert "TEMP B-TREE" not in plan, plan
+        assert plan.startswith("SEARCH jobs USING INDEX jobs_"), plan
+    sql, params = list_query(process=None, state=None, owner=None, before=None, limit=50,
+                             schedule="nightly")
+    plan = " | ".join(row[3] for row in await store._read(f"EXPLAIN QUERY PLAN {sql}", params))
+    assert "jobs_schedule " in plan + " ", plan
+
+
+async def test_listing_a_jobs_children_walks_the_deps_key_without_a_sort(store):
+    parents = [make_job(max_attempts=1) for _ in range(5)]
+    await store.insert(parents)
+    await store.insert([make_job(depends_on=(p.id,), owner=o, max_attempts=1)
+                        for p in parents for o in ("alice", "bob") for _ in range(20)])
+    await store._enqueue("ANALYZE", ())
+    for owner, before in ((None, None), ("alice", 500)):
+        sql, params = list_query(process=None, state=None, owner=owner, before=before, limit=50,
+                                 depends_on=parents[0].id)
+        plan = " | ".join(row[3] for row in await store._read(f"EXPLAIN QUERY PLAN {sql}", params))
+        assert "TEMP B-TREE" not in plan, plan
+        assert plan.startswith("SEARCH deps USING PRIMARY KEY"), plan
+        assert "SCAN" not in plan, plan
+
+
+async def test_waiting_children_are_not_in_the_claims_indexes(store):
+    parent = make_job(max_attempts=1)
+    await store.insert([parent] + [make_job(depends_on=(parent.id,)) for _ in range(50)])
+    with sqlite3.connect(store.path) as conn:
+        for index in ("jobs_claim", "jobs_due", "jobs_claim_process", "jobs_due_process"):
+            count = conn.execute(f"SELECT count(*) FROM jobs INDEXED BY {index} "
+                                 "WHERE state = 'queued' AND waiting = 0").fetchone()[0]
+            assert count == 1, index

@@ -111,4 +111,4 @@ async def test_over_the_budget_the_reader_holding_most_goes_first():
         assert slowest.end_reason is None and hub.pending_bytes < 30_000
         hub.publish(_big(8_000))
         assert slowest.end_reason == "lagged" and slow.end_reason is None
-        assert 16_000 < hub.pending_bytes < 17_000
+        assert 16_000 < hub.pending_bytes < 17_200  # two changes of 8 kB and their job objects

@@ -127,7 +127,8 @@ function renderDetail() {
   const fields = [["state", job.state], ["process", job.process],
     ["progress", job.progress ? `${job.progress.percent ?? ""}% ${job.progress.message ?? ""}` : ""],
     ["attempts", `${job.attempts} of ${job.max_attempts}`], ["priority", job.priority],
-    ["created", job.created_at], ["started", job.started_at || ""], ["ended", job.ended_at || ""]];
+    ["created", job.created_at], ["started", job.started_at || ""], ["ended", job.ended_at || ""],
+    ["schedule", job.schedule || ""], ["parents", (job.depends_on || []).join(" ")]];
   $("detail-fields").replaceChildren(...fields.flatMap(([k, v]) => {
     const dt = document.createElement("dt"), dd = document.createElement("dd");
     dt.textContent = k; dd.textContent = String(v); dd.dataset.field = k;
@@ -271,6 +272,46 @@ async function loadProcesses() {
   describe();
 }
 
+function cell(text) {
+  const td = document.createElement("td");
+  td.textContent = text;
+  return td;
+}
+
+function scheduleRow(schedule) {
+  const tr = document.createElement("tr");
+  tr.dataset.name = schedule.name;
+  tr.dataset.paused = String(schedule.paused);
+  const last = schedule.last ? `${schedule.last.state} ${schedule.last.fired_at}` : "";
+  const when = schedule.cron ? `${schedule.cron} (${schedule.timezone})` : `every ${schedule.every_s} s`;
+  tr.append(cell(schedule.name), cell(schedule.process), cell(when),
+            cell(schedule.paused ? "paused" : schedule.next_at || ""), cell(last));
+  const actions = document.createElement("td");
+  for (const action of ["trigger", schedule.paused ? "resume" : "pause"]) {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.textContent = action;
+    button.dataset.action = action;
+    button.addEventListener("click", () => scheduleAct(schedule.name, action));
+    actions.appendChild(button);
+  }
+  tr.appendChild(actions);
+  return tr;
+}
+
+async function loadSchedules() {
+  const answer = await api("GET", "schedules");
+  $("schedules-panel").hidden = !answer.ok || answer.data.schedules.length === 0;
+  if (answer.ok) $("schedules").replaceChildren(...answer.data.schedules.map(scheduleRow));
+}
+
+async function scheduleAct(name, action) {
+  const answer = await api("POST", `schedules/${encodeURIComponent(name)}/${action}`);
+  if (!answer.ok) { notice(`${action} refused: ` + errorText(answer)); return; }
+  if (action === "trigger") upsertAnswer(answer.data);
+  loadSchedules();
+}
+
 async function submit(event) {
   event.preventDefault();
   const raw = $("input").value.trim() || "null";
@@ -303,6 +344,7 @@ function init() {
   }
   $("close").addEventListener("click", () => { selected = null; render(); });
   loadProcesses();
+  loadSchedules();
   loadList().catch(() => {}).finally(follow);
 }
 

@@ -23,19 +23,25 @@ NOTICE_CLAIM_MS = 300_000
 
 def list_query(
     *, process: str | None, state: JobState | None, owner: str | None, before: int | None,
-    limit: int,
+    limit: int, schedule: str | None = None, depends_on: str | None = None,
 ) -> tuple[str, list[Any]]:
-    """The page query of ``list_jobs``: only the filters given, so one index serves it."""
+    """The page query of ``list_jobs``: only the filters given, so one index serves it
+    (a parent's children: the ``deps`` key, walked newest first)."""
     where: list[str] = []
     params: list[Any] = []
-    for test, value in (("process =", process), ("state =", state and state.value),
-                        ("owner =", owner), ("seq <", before)):
+    source, order = "jobs", "seq"
+    if depends_on is not None:
+        source, order = "deps JOIN jobs ON jobs.seq = deps.child_seq", "deps.child_seq"
+    for test, value in (("deps.parent =", depends_on), ("process =", process),
+                        ("state =", state and state.value), ("owner =", owner),
+                        ("schedule =", schedule), (f"{order} <", before)):
         if value is not None:
             params.append(value)
             where.append(f"{test} ${len(params)}")
     clause = f"WHERE {' AND '.join(where)} " if where else ""
     params.append(limit)
-    return f"SELECT seq, {COLUMNS} FROM jobs {clause}ORDER BY seq DESC LIMIT ${len(params)}", params
+    return (f"SELECT seq, {COLUMNS} FROM {source} {clause}ORDER BY {order} DESC "
+            f"LIMIT ${len(params)}", params)
 
 
 class ControlQueries:
@@ -114,9 +120,10 @@ class ControlQueries:
     async def list_jobs(
         self, *, process: str | None = None, state: JobState | None = None,
         owner: str | None = None, before: int | None = None, limit: int = 50,
+        schedule: str | None = None, depends_on: str | None = None,
     ) -> list[tuple[int, Job]]:
         sql, params = list_query(process=process, state=state, owner=owner, before=before,
-                                 limit=limit)
+                                 limit=limit, schedule=schedule, depends_on=depends_on)
         return [(row[0], row_to_job(tuple(row)[1:])) for row in await self._fetch(sql, *params)]
 
     # ---------------------------------------------------------------- the outbox
@@ -151,3 +158,10 @@ class ControlQueries:
             "SELECT kind, attempts, last_error FROM outbox WHERE job_id = $1 "
             "AND state = 'failed' ORDER BY seq", job_id)
         return [tuple(row) for row in rows]
+
+    async def waiting_parents(self) -> list[str]:
+        """The parents that children still wait for."""
+        rows = await self._fetch(
+            "SELECT DISTINCT deps.parent FROM deps JOIN jobs ON jobs.seq = deps.child_seq "
+            "WHERE jobs.waiting > 0 AND jobs.state IN ('queued', 'paused')")
+        return [row[0] for row in rows]

@@ -14,6 +14,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import orjson
+
 from ...models import TERMINAL, Job, JobState, sources
 from ..common import COLUMNS, row_to_job, states_sql
 from .leases import CLEAR_CLAIM, CLUSTER_MIGRATION, DB_NOW_MS
@@ -21,11 +23,21 @@ from .leases import CLEAR_CLAIM, CLUSTER_MIGRATION, DB_NOW_MS
 #: the PostgreSQL type of each of ``COLUMNS``, for ``unnest`` of one array per column
 _TYPES = (
     "text", "text", "text", "bytea", "bytea", "bytea", "bytea", "integer", "integer", "integer",
-    "bigint", "bigint", "bigint", "bigint", "text", "text", "text", "text", "text",
+    "bigint", "bigint", "bigint", "bigint", "text", "text", "text", "text", "text", "text",
+    "bigint", "bytea",
 )
 
 
 ACTIVE_SQL = states_sql(sources(JobState.FAILURE))
+#: a job the dispatcher may claim: queued, and no parent left to wait for
+CLAIMABLE = "state = 'queued' AND waiting = 0"
+#: the stored ``error`` of a child whose parent ({parent}, an SQL expression) failed
+_DEPENDENCY_ERROR = (
+    "convert_to(json_build_object('code', 'dependency_failed', 'message', "
+    "'the parent job ' || {parent} || ' failed', 'details', "
+    "json_build_object('parent', {parent}))::text, 'UTF8')"
+)
+_PARENTS = "SELECT json_array_elements_text(convert_from(NEW.depends_on, 'UTF8')::json)"
 TERMINAL_SQL = states_sql(TERMINAL)
 
 MIGRATIONS: list[list[str]] = [
@@ -99,6 +111,81 @@ MIGRATIONS: list[list[str]] = [
         "autovacuum_vacuum_insert_scale_factor = 0.05, autovacuum_analyze_scale_factor = 0.02)",
     ],
     CLUSTER_MIGRATION,
+    [
+        # a schedule's firing is a job; (schedule, fire time) is taken once, by whichever
+        # server or restart fires it first
+        "ALTER TABLE jobs ADD COLUMN schedule text, ADD COLUMN fire_at_ms bigint",
+        "CREATE UNIQUE INDEX jobs_schedule_fire ON jobs (schedule, fire_at_ms) "
+        "WHERE schedule IS NOT NULL",
+        "CREATE INDEX jobs_schedule ON jobs (schedule, seq) WHERE schedule IS NOT NULL",
+        """CREATE TABLE schedules (
+            name text PRIMARY KEY,
+            owner text,
+            source text NOT NULL CHECK (source IN ('config', 'api')),
+            spec bytea NOT NULL,
+            paused boolean NOT NULL DEFAULT false,
+            next_at_ms bigint,
+            created_at_ms bigint NOT NULL
+        )""",
+    ],
+    [
+        # dependencies, as in SQLite: edges in ``deps``, active parents counted in
+        # ``waiting``, and only jobs with none in the claim's indexes; triggers release or
+        # fail the children in the commit that ends a parent (PostgreSQL triggers recurse)
+        "ALTER TABLE jobs ADD COLUMN depends_on bytea, "
+        "ADD COLUMN waiting integer NOT NULL DEFAULT 0",
+        "CREATE TABLE deps (parent text NOT NULL, child_seq bigint NOT NULL, "
+        "PRIMARY KEY (parent, child_seq))",
+        "CREATE INDEX deps_child ON deps (child_seq)",
+        "DROP INDEX jobs_claim",
+        f"CREATE INDEX jobs_claim ON jobs (priority DESC, scheduled_at_ms, seq) WHERE {CLAIMABLE}",
+        "DROP INDEX jobs_claim_process",
+        "CREATE INDEX jobs_claim_process ON jobs (process, priority DESC, scheduled_at_ms, seq) "
+        f"WHERE {CLAIMABLE}",
+        "DROP INDEX jobs_due",
+        f"CREATE INDEX jobs_due ON jobs (scheduled_at_ms) WHERE {CLAIMABLE}",
+        "DROP INDEX jobs_due_process",
+        f"CREATE INDEX jobs_due_process ON jobs (process, scheduled_at_ms) WHERE {CLAIMABLE}",
+        f"""CREATE FUNCTION jobs_deps_insert() RETURNS trigger LANGUAGE plpgsql AS $$
+        DECLARE failed text;
+        BEGIN
+            INSERT INTO deps (parent, child_seq) SELECT p, NEW.seq FROM ({_PARENTS} AS p) AS e
+                ON CONFLICT DO NOTHING;
+            SELECT id INTO failed FROM jobs WHERE id IN ({_PARENTS}) AND state = 'failure'
+                LIMIT 1;
+            IF failed IS NOT NULL THEN
+                UPDATE jobs SET state = 'failure', ended_at_ms = NEW.created_at_ms,
+                    error = {_DEPENDENCY_ERROR.format(parent="failed")} WHERE seq = NEW.seq;
+            ELSE
+                UPDATE jobs SET waiting = (SELECT count(*) FROM jobs WHERE id IN ({_PARENTS})
+                    AND state NOT IN ({TERMINAL_SQL})) WHERE seq = NEW.seq;
+            END IF;
+            RETURN NULL;
+        END $$""",
+        "CREATE TRIGGER jobs_deps_insert AFTER INSERT ON jobs FOR EACH ROW "
+        "WHEN (NEW.depends_on IS NOT NULL) EXECUTE FUNCTION jobs_deps_insert()",
+        f"""CREATE FUNCTION jobs_deps_end() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            IF NEW.state = 'success' THEN
+                UPDATE jobs SET waiting = waiting - 1 WHERE waiting > 0
+                AND state IN ('queued', 'paused')
+                AND seq IN (SELECT child_seq FROM deps WHERE parent = NEW.id);
+            ELSE
+                UPDATE jobs SET state = 'failure', ended_at_ms = coalesce(NEW.ended_at_ms, 0),
+                    error = {_DEPENDENCY_ERROR.format(parent="NEW.id")}
+                WHERE state IN ('queued', 'paused')
+                AND seq IN (SELECT child_seq FROM deps WHERE parent = NEW.id);
+            END IF;
+            RETURN NULL;
+        END $$""",
+        "CREATE TRIGGER jobs_deps_end AFTER UPDATE OF state ON jobs FOR EACH ROW "
+        f"WHEN (NEW.state IN ({TERMINAL_SQL}) AND OLD.state NOT IN ({TERMINAL_SQL})) "
+        "EXECUTE FUNCTION jobs_deps_end()",
+        "CREATE FUNCTION jobs_deps_delete() RETURNS trigger LANGUAGE plpgsql AS $$ "
+        "BEGIN DELETE FROM deps WHERE child_seq = OLD.seq; RETURN NULL; END $$",
+        "CREATE TRIGGER jobs_deps_delete AFTER DELETE ON jobs FOR EACH ROW "
+        "EXECUTE FUNCTION jobs_deps_delete()",
+    ],
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -127,13 +214,13 @@ ORDERED_SETTINGS = {"enable_sort": "off"}
 #: $3 the node, $4 its lease (ms); each row comes back with its claim token last
 CLAIM_SQL = (
     f"UPDATE jobs SET {_claimed(3)} WHERE seq IN (SELECT seq FROM jobs "
-    f"WHERE state = 'queued' AND {_DUE} {_ORDER} LIMIT $2 "
+    f"WHERE {CLAIMABLE} AND {_DUE} {_ORDER} LIMIT $2 "
     f"FOR UPDATE SKIP LOCKED) RETURNING seq, {COLUMNS}, claim"
 )
 #: the claim of one process ($3), served by ``jobs_claim_process``; $4 node, $5 lease
 CLAIM_PROCESS_SQL = (
     f"UPDATE jobs SET {_claimed(4)} WHERE seq IN (SELECT seq FROM jobs "
-    f"WHERE state = 'queued' AND process = $3 AND {_DUE} {_ORDER} LIMIT $2 "
+    f"WHERE {CLAIMABLE} AND process = $3 AND {_DUE} {_ORDER} LIMIT $2 "
     f"FOR UPDATE SKIP LOCKED) RETURNING seq, {COLUMNS}, claim"
 )
 #: the claim under caps: at most cap ($3) jobs of each process ($2), $4 in all ($5 node,
@@ -142,16 +229,16 @@ CLAIM_PROCESS_SQL = (
 CLAIM_CAPPED_SQL = (
     f"UPDATE jobs SET {_claimed(5)} WHERE seq IN (SELECT p.seq "
     "FROM unnest($2::text[], $3::integer[]) AS c(process, cap) CROSS JOIN LATERAL ("
-    "SELECT seq, priority, scheduled_at_ms FROM jobs WHERE state = 'queued' "
+    f"SELECT seq, priority, scheduled_at_ms FROM jobs WHERE {CLAIMABLE} "
     f"AND process = c.process AND {_DUE} {_ORDER} LIMIT c.cap "
     "FOR UPDATE SKIP LOCKED) AS p "
     f"ORDER BY p.priority DESC, p.scheduled_at_ms, p.seq LIMIT $4) "
     f"RETURNING seq, {COLUMNS}, claim"
 )
-NEXT_DUE_SQL = "SELECT min(scheduled_at_ms) FROM jobs WHERE state = 'queued'"
+NEXT_DUE_SQL = f"SELECT min(scheduled_at_ms) FROM jobs WHERE {CLAIMABLE}"
 NEXT_DUE_OF_SQL = (
     "SELECT min(d.due) FROM unnest($1::text[]) AS p(process) CROSS JOIN LATERAL ("
-    "SELECT min(scheduled_at_ms) AS due FROM jobs WHERE state = 'queued' "
+    f"SELECT min(scheduled_at_ms) AS due FROM jobs WHERE {CLAIMABLE} "
     "AND process = p.process) AS d"
 )
 #: the oldest ended jobs, a batch at a time, in ``jobs_ended`` order (see ``ORDERED_SETTINGS``)
@@ -234,4 +321,6 @@ def job_columns(jobs: Sequence[Job]) -> list[list[Any]]:
         [j.ended_at_ms for j in jobs], [j.owner for j in jobs],
         [j.idempotency_key for j in jobs], [j.request_hash for j in jobs],
         [j.callback_url for j in jobs], [j.notify_email for j in jobs],
+        [j.schedule for j in jobs], [j.fire_at_ms for j in jobs],
+        [orjson.dumps(j.depends_on) if j.depends_on else None for j in jobs],
     ]

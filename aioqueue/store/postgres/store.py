@@ -25,6 +25,7 @@ from .leases import NODES_SQL
 from .migrate import migrate
 from .queries import ControlQueries
 from .transfer import TransferQueries
+from .schedules import ScheduleQueries
 from .schema import (
     ACTIVE_SQL, CLAIM_CAPPED_SQL, CLAIM_PROCESS_SQL, CLAIM_SQL, COLUMNS, NEXT_DUE_OF_SQL,
     NEXT_DUE_SQL, ORDERED_SETTINGS, ending, row_to_job,
@@ -39,7 +40,7 @@ T = TypeVar("T")
 ORDERED_POOL_SIZE = 2
 
 
-class PostgresStore(ControlQueries, TransferQueries, JobStore):
+class PostgresStore(ControlQueries, TransferQueries, ScheduleQueries, JobStore):
     """Jobs in one PostgreSQL schema (the first of the URL's ``search_path``)."""
 
     def __init__(self, url: str, *, synchronous: str = "FULL", pool_size: int = 10,

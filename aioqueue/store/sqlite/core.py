@@ -29,15 +29,17 @@ from .checkpoints import Checkpointer
 from .groupcommit import Batch, Insert, Write, group_writes, quietly
 from .outbox import OutboxQueries
 from .transfer import TransferQueries
+from .schedules import ScheduleQueries
 from .schema import (
-    _INSERT, CLAIM_SQL, COLUMNS, MIGRATIONS, NEXT_DUE_SQL, SCHEMA_VERSION, _job_to_row,
+    _INSERT, CLAIM_SQL, CLAIMABLE, COLUMNS, MIGRATIONS, NEXT_DUE_SQL, SCHEMA_VERSION, _job_to_row,
     _row_to_job, states_sql,
 )
 from .transitions import ControlQueries
 
 log = logging.getLogger(__name__)
 
-class SQLiteStore(ControlQueries, OutboxQueries, TransferQueries, JobStore):
+class SQLiteStore(ControlQueries, OutboxQueries, TransferQueries, ScheduleQueries,
+                  JobStore):
     """SQLite storage for jobs. Open it, use it from one event loop, close it.
 
     Only this process writes the file, so ``StoreListener``s are never called.
@@ -88,6 +90,8 @@ class SQLiteStore(ControlQueries, OutboxQueries, TransferQueries, JobStore):
         await self._writer.execute("PRAGMA busy_timeout=5000")
         # checkpoints run on their own thread (``checkpoints``), never inside a commit
         await self._writer.execute("PRAGMA wal_autocheckpoint=0")
+        # a failed parent's trigger ends its children, whose own ends fire it again
+        await self._writer.execute("PRAGMA recursive_triggers=1")
         await self._migrate()
         self._reader = await aiosqlite.connect(self.path)
         await self._reader.execute("PRAGMA query_only=1")
@@ -251,12 +255,16 @@ class SQLiteStore(ControlQueries, OutboxQueries, TransferQueries, JobStore):
         caller is cancelled while it waits. A taken idempotency key (a row the unique index
         skipped) fails only the call that carried it.
         """
+        await self._queue_insert(jobs)
+
+    def _queue_insert(self, jobs: Sequence[Job]) -> asyncio.Future:
+        """Queue new rows for the next commit; the future is settled once it is done."""
         if self._closing:
             raise Unavailable("the store is closed")
         future = asyncio.get_running_loop().create_future()
         self._batch.inserts.append(Insert([_job_to_row(job) for job in jobs], future))
         self._wake.set()
-        await future
+        return future
 
     async def claim(
         self, limit: int, now_ms: int, caps: Mapping[str, int] | None = None
@@ -280,7 +288,7 @@ class SQLiteStore(ControlQueries, OutboxQueries, TransferQueries, JobStore):
         rows = await self._enqueue(
             f"UPDATE jobs SET state = 'running', attempts = attempts + 1, started_at_ms = ? "
             f"WHERE id IN (SELECT id FROM jobs INDEXED BY jobs_claim_process "
-            f"WHERE state = 'queued' AND process = ? "
+            f"WHERE {CLAIMABLE} AND process = ? "
             f"AND scheduled_at_ms <= ? ORDER BY priority DESC, scheduled_at_ms, seq LIMIT ?) "
             f"RETURNING {COLUMNS}",
             (now_ms, process, now_ms, limit),

@@ -5,12 +5,29 @@
 
 from __future__ import annotations
 
+import orjson
+
 from ...models import TERMINAL, Job, JobState
 from ..common import COLUMNS, states_sql
 from ..common import row_to_job as _row_to_job
 
 _STATES = states_sql(JobState)
 _TERMINAL = states_sql(TERMINAL)
+#: a job the dispatcher may claim: queued, and no parent left to wait for
+CLAIMABLE = "state = 'queued' AND waiting = 0"
+
+
+#: a new child's parents, inside its insert trigger, and the first of them that failed
+_PARENTS = "SELECT value FROM json_each(NEW.depends_on)"
+_FAILED_PARENT = (f"(SELECT p.id FROM jobs p WHERE p.id IN ({_PARENTS}) "
+                  "AND p.state = 'failure' LIMIT 1)")
+
+
+def _dependency_error(parent_sql: str) -> str:
+    """The stored ``error`` of a child whose parent failed: the SQL of its JSON bytes."""
+    return ("CAST(json_object('code', 'dependency_failed', 'message', 'the parent job ' || "
+            f"{parent_sql} || ' failed', 'details', json_object('parent', {parent_sql})) "
+            "AS BLOB)")
 
 #: schema migrations; entry N brings ``PRAGMA user_version`` from N to N + 1
 MIGRATIONS: list[list[str]] = [
@@ -89,6 +106,74 @@ MIGRATIONS: list[list[str]] = [
         # a client's own listing, newest first
         "CREATE INDEX jobs_owner ON jobs (owner, seq)",
     ],
+    [
+        # a schedule's firing is a job; (schedule, fire time) is taken once, whichever node
+        # or restart fires it
+        "ALTER TABLE jobs ADD COLUMN schedule TEXT",
+        "ALTER TABLE jobs ADD COLUMN fire_at_ms INTEGER",
+        "CREATE UNIQUE INDEX jobs_schedule_fire ON jobs (schedule, fire_at_ms) "
+        "WHERE schedule IS NOT NULL",
+        # a schedule's jobs newest first (?schedule=, and its ``last``)
+        "CREATE INDEX jobs_schedule ON jobs (schedule, seq) WHERE schedule IS NOT NULL",
+        """CREATE TABLE schedules (
+            name TEXT PRIMARY KEY,
+            owner TEXT,
+            source TEXT NOT NULL CHECK (source IN ('config', 'api')),
+            spec BLOB NOT NULL,
+            paused INTEGER NOT NULL DEFAULT 0,
+            next_at_ms INTEGER,
+            created_at_ms INTEGER NOT NULL
+        )""",
+    ],
+    [
+        # dependencies: a child names its parents (depends_on, a JSON array) and counts those
+        # not ended yet (waiting); only a child with none left is in the claim's indexes
+        "ALTER TABLE jobs ADD COLUMN depends_on BLOB",
+        "ALTER TABLE jobs ADD COLUMN waiting INTEGER NOT NULL DEFAULT 0",
+        "CREATE TABLE deps (parent TEXT NOT NULL, child_seq INTEGER NOT NULL, "
+        "PRIMARY KEY (parent, child_seq)) WITHOUT ROWID",
+        "CREATE INDEX deps_child ON deps (child_seq)",
+        "DROP INDEX jobs_claim",
+        "CREATE INDEX jobs_claim ON jobs (priority DESC, scheduled_at_ms, seq) "
+        f"WHERE {CLAIMABLE}",
+        "DROP INDEX jobs_due",
+        f"CREATE INDEX jobs_due ON jobs (scheduled_at_ms) WHERE {CLAIMABLE}",
+        "DROP INDEX jobs_claim_process",
+        "CREATE INDEX jobs_claim_process ON jobs (process, priority DESC, scheduled_at_ms) "
+        f"WHERE {CLAIMABLE}",
+        "DROP INDEX jobs_due_process",
+        f"CREATE INDEX jobs_due_process ON jobs (process, scheduled_at_ms) WHERE {CLAIMABLE}",
+        # a new child: its edges, how many parents are still active, and an end at once if
+        # one has failed already
+        f"""CREATE TRIGGER jobs_deps_insert AFTER INSERT ON jobs
+            WHEN NEW.depends_on IS NOT NULL
+        BEGIN
+            INSERT OR IGNORE INTO deps (parent, child_seq)
+                SELECT value, NEW.seq FROM json_each(NEW.depends_on);
+            UPDATE jobs SET waiting = (
+                SELECT count(*) FROM jobs p WHERE p.id IN ({_PARENTS})
+                AND p.state NOT IN ({_TERMINAL})) WHERE seq = NEW.seq;
+            UPDATE jobs SET state = 'failure', ended_at_ms = NEW.created_at_ms,
+                error = {_dependency_error(_FAILED_PARENT)}
+            WHERE seq = NEW.seq AND EXISTS (
+                SELECT 1 FROM jobs p WHERE p.id IN ({_PARENTS}) AND p.state = 'failure');
+        END""",
+        # a parent's end, in its own commit: success releases, failure ends the children
+        # (and, the trigger recursing, theirs)
+        f"""CREATE TRIGGER jobs_deps_end AFTER UPDATE OF state ON jobs
+            WHEN NEW.state IN ({_TERMINAL}) AND OLD.state NOT IN ({_TERMINAL})
+        BEGIN
+            UPDATE jobs SET waiting = waiting - 1
+            WHERE NEW.state = 'success' AND waiting > 0 AND state IN ('queued', 'paused')
+            AND seq IN (SELECT child_seq FROM deps WHERE parent = NEW.id);
+            UPDATE jobs SET state = 'failure', ended_at_ms = coalesce(NEW.ended_at_ms, 0),
+                error = {_dependency_error("NEW.id")}
+            WHERE NEW.state = 'failure' AND state IN ('queued', 'paused')
+            AND seq IN (SELECT child_seq FROM deps WHERE parent = NEW.id);
+        END""",
+        "CREATE TRIGGER jobs_deps_delete AFTER DELETE ON jobs "
+        "BEGIN DELETE FROM deps WHERE child_seq = OLD.seq; END",
+    ],
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -97,11 +182,11 @@ SCHEMA_VERSION = len(MIGRATIONS)
 # job; naming the index makes a missing one an error instead of a silent full sort
 CLAIM_SQL = (
     f"UPDATE jobs SET state = 'running', attempts = attempts + 1, started_at_ms = ? "
-    f"WHERE id IN (SELECT id FROM jobs INDEXED BY jobs_claim WHERE state = 'queued' "
+    f"WHERE id IN (SELECT id FROM jobs INDEXED BY jobs_claim WHERE {CLAIMABLE} "
     f"AND scheduled_at_ms <= ? ORDER BY priority DESC, scheduled_at_ms, seq LIMIT ?) "
     f"RETURNING {COLUMNS}"
 )
-NEXT_DUE_SQL = "SELECT min(scheduled_at_ms) FROM jobs INDEXED BY jobs_due WHERE state = 'queued'"
+NEXT_DUE_SQL = f"SELECT min(scheduled_at_ms) FROM jobs INDEXED BY jobs_due WHERE {CLAIMABLE}"
 PURGE_SQL = (
     "DELETE FROM jobs WHERE seq IN (SELECT seq FROM jobs INDEXED BY jobs_ended "
     "WHERE ended_at_ms IS NOT NULL AND ended_at_ms < ? "
@@ -110,7 +195,7 @@ PURGE_SQL = (
 
 # a row that would break a unique index is skipped, not fatal: the batch's other rows stand
 _INSERT = (
-    f"INSERT INTO jobs ({COLUMNS}) VALUES ({', '.join('?' * 19)}) ON CONFLICT DO NOTHING"
+    f"INSERT INTO jobs ({COLUMNS}) VALUES ({', '.join('?' * 22)}) ON CONFLICT DO NOTHING"
 )
 
 
@@ -119,5 +204,6 @@ def _job_to_row(job: Job) -> tuple:
         job.id, job.process, job.state.value, job.input, job.result, job.error, job.progress,
         job.attempts, job.max_attempts, job.priority, job.created_at_ms, job.scheduled_at_ms,
         job.started_at_ms, job.ended_at_ms, job.owner, job.idempotency_key, job.request_hash,
-        job.callback_url, job.notify_email,
+        job.callback_url, job.notify_email, job.schedule, job.fire_at_ms,
+        orjson.dumps(job.depends_on) if job.depends_on else None,
     )

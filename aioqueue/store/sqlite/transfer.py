@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 
 _NOTICE_COLUMNS = "job_id, kind, target, state, attempts, due_at_ms, last_error"
 # a plain INSERT: a taken id, position or key must fail the whole call, not skip a row
-_IMPORT_JOB = f"INSERT INTO jobs (seq, {COLUMNS}) VALUES ({', '.join('?' * 20)})"
+_IMPORT_JOB = f"INSERT INTO jobs (seq, {COLUMNS}) VALUES ({', '.join('?' * (COLUMNS.count(',') + 2))})"
 _IMPORT_NOTICE = f"INSERT INTO outbox ({_NOTICE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)"
 
 

@@ -11,27 +11,37 @@ from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
 from typing import Any
 
 from ...models import TERMINAL, Job, JobState, sources
-from .schema import COLUMNS, PURGE_SQL, _row_to_job, states_sql
+from .schema import CLAIMABLE, COLUMNS, PURGE_SQL, _row_to_job, states_sql
 
 
 def list_query(
     *, process: str | None, state: JobState | None, owner: str | None, before: int | None,
-    limit: int,
+    limit: int, schedule: str | None = None, depends_on: str | None = None,
 ) -> tuple[str, list[Any]]:
-    """The page query of ``list_jobs``: only the filters given, so an index serves it."""
+    """The page query of ``list_jobs``: only the filters given, so an index serves it.
+
+    A parent's children are read from the ``deps`` key (parent, child_seq), walked
+    newest first, so neither a scan of the jobs nor a sort is needed.
+    """
     where: list[str] = []
     params: list[Any] = []
+    source, order = "jobs", "seq"
+    if depends_on is not None:
+        source, order = "deps JOIN jobs ON jobs.seq = deps.child_seq", "deps.child_seq"
+        where.append("deps.parent = ?")
+        params.append(depends_on)
     for column, value in (("process", process), ("state", state and state.value),
-                          ("owner", owner)):
+                          ("owner", owner), ("schedule", schedule)):
         if value is not None:
             where.append(f"{column} = ?")
             params.append(value)
     if before is not None:
-        where.append("seq < ?")
+        where.append(f"{order} < ?")
         params.append(before)
     clause = f"WHERE {' AND '.join(where)} " if where else ""
     params.append(limit)
-    return f"SELECT seq, {COLUMNS} FROM jobs {clause}ORDER BY seq DESC LIMIT ?", params
+    return (f"SELECT seq, {COLUMNS} FROM {source} {clause}ORDER BY {order} DESC LIMIT ?",
+            params)
 
 
 class ControlQueries:
@@ -53,7 +63,7 @@ class ControlQueries:
         branch = (
             "SELECT * FROM (SELECT seq, priority, scheduled_at_ms "
             "FROM jobs INDEXED BY jobs_claim_process "
-            "WHERE state = 'queued' AND process = ? AND scheduled_at_ms <= ? "
+            f"WHERE {CLAIMABLE} AND process = ? AND scheduled_at_ms <= ? "
             "ORDER BY priority DESC, scheduled_at_ms, seq LIMIT ?)"
         )
         params: list[Any] = [now_ms]
@@ -71,7 +81,7 @@ class ControlQueries:
         if not processes:
             return None
         branch = (
-            "SELECT min(scheduled_at_ms) AS due FROM jobs WHERE state = 'queued' AND process = ?"
+            f"SELECT min(scheduled_at_ms) AS due FROM jobs WHERE {CLAIMABLE} AND process = ?"
         )
         rows = await self._read(
             f"SELECT min(due) FROM ({' UNION ALL '.join([branch] * len(processes))})",
@@ -145,9 +155,18 @@ class ControlQueries:
     async def list_jobs(
         self, *, process: str | None = None, state: JobState | None = None,
         owner: str | None = None, before: int | None = None, limit: int = 50,
+        schedule: str | None = None, depends_on: str | None = None,
     ) -> list[tuple[int, Job]]:
         """Up to ``limit`` jobs, newest first, each with its ``seq`` as its position."""
         sql, params = list_query(process=process, state=state, owner=owner,
-                                 before=before, limit=limit)
+                                 before=before, limit=limit, schedule=schedule,
+                                 depends_on=depends_on)
         rows = await self._read(sql, params)
         return [(row[0], _row_to_job(row[1:])) for row in rows]
+
+    async def waiting_parents(self) -> list[str]:
+        """The parents that children still wait for."""
+        rows = await self._read(
+            "SELECT DISTINCT deps.parent FROM deps JOIN jobs ON jobs.seq = deps.child_seq "
+            "WHERE jobs.waiting > 0 AND jobs.state IN ('queued', 'paused')", ())
+        return [row[0] for row in rows]
