@@ -51,7 +51,10 @@ async def test_a_submit_is_one_statement_in_one_commit(make_auth_client, held: H
             await submit(client, "hold", {"n": 1}, query)
     finally:
         await store._writer.set_trace_callback(None)
-    writes = [s for s in statements if s.split()[0].upper() not in ("BEGIN", "COMMIT")]
+    # SQLite's trace repeats a statement's text for each trigger program it runs (the
+    # insert trigger of dependencies, even when its WHEN is false): count what was sent
+    sent = [s for n, s in enumerate(statements) if n == 0 or s != statements[n - 1]]
+    writes = [s for s in sent if s.split()[0].upper() not in ("BEGIN", "COMMIT")]
     assert [s.split()[0].upper() for s in writes] == ["INSERT"] * 3, statements
     assert store.commits - commits == 3
 
