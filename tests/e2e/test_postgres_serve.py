@@ -152,8 +152,11 @@ async def _scans(pg_url: str) -> int:
         await conn.close()
 
 
-async def test_an_idle_server_sends_no_queries_and_uses_no_cpu(pg_url):
-    server = await ServerProcess.start(pg_url)
+async def test_an_idle_server_sends_no_queries_and_uses_no_cpu(pg_url, tmp_path):
+    # only the heartbeat (every lease_s / 3) may query; here it beats outside the window
+    config = tmp_path / "slow-heartbeat.toml"
+    config.write_text("[cluster]\nlease_s = 600\n")
+    server = await ServerProcess.start(pg_url, "--config", str(config))
     try:
         async with aiohttp.ClientSession() as http:
             async with http.post(f"{server.url}/async-process/?process=echo&return_timeout=10",

@@ -27,8 +27,7 @@ from ...errors import Unavailable
 from ...models import ErrorCode, Job, JobState, error_json
 from ..base import StoreListener
 from .leases import (
-    DEREGISTER_SQL, FORGET_SQL, REGISTER_SQL, RENEW_SQL, RESCUE_INTERRUPT_SQL,
-    RESCUE_RELEASE_SQL, RESCUE_REQUEUE_SQL,
+    DEREGISTER_SQL, FORGET_SQL, REGISTER_SQL, RENEW_SQL, RESCUE_RELEASE_SQL, rescue_sql,
 )
 from .schema import ending
 
@@ -67,14 +66,17 @@ class Claims:
         return len(self.by_token)
 
 
-async def rescue(conn: asyncpg.Connection) -> tuple[list[str], int | None, int, int]:
-    """Settle the claims whose lease ran out: (changed ids, earliest due re-queued,
-    how many were re-queued, how many interrupted)."""
+async def rescue(conn: asyncpg.Connection, *, at_start: bool = False
+                 ) -> tuple[list[str], int | None, int, int]:
+    """Settle the claims whose lease ran out (``at_start``, also running jobs without a
+    claim): (changed ids, earliest due re-queued, how many re-queued, how many
+    interrupted)."""
     error = error_json(ErrorCode.INTERRUPTED, "the server stopped while the job ran")
+    interrupt, requeue = rescue_sql(at_start)
     async with conn.transaction():
-        ended = await conn.fetch(ending(RESCUE_INTERRUPT_SQL, "id, callback_url, notify_email, "
+        ended = await conn.fetch(ending(interrupt, "id, callback_url, notify_email, "
                                         "ended_at_ms", "id"), error)
-        queued = await conn.fetch(RESCUE_REQUEUE_SQL)
+        queued = await conn.fetch(requeue)
         released = await conn.fetch(RESCUE_RELEASE_SQL)
     ids = [r[0] for r in ended] + [r[0] for r in queued] + [r[0] for r in released]
     due = min((r[1] for r in queued), default=None)

@@ -60,19 +60,25 @@ def _unlocked(where: str) -> str:
 
 
 _EXPIRED = f"node IS NOT NULL AND lease_until_ms < {DB_NOW_MS}"
-#: running with a lease run out, or with no claim at all (left by a server of schema 1)
+#: running with a lease run out; at start-up also with no claim at all (left by a server
+#: of schema 1, which claimed without leases)
+_RUN_OUT = f"state = 'running' AND lease_until_ms < {DB_NOW_MS}"
 _ORPHANED = f"state = 'running' AND (node IS NULL OR lease_until_ms < {DB_NOW_MS})"
-#: the running jobs of silent servers with no attempt left end (with their notices, see
-#: ``schema.ending``): $1 the error
-RESCUE_INTERRUPT_SQL = (
-    f"UPDATE jobs SET state = 'failure', error = $1, ended_at_ms = {DB_NOW_MS}, "
-    f"{CLEAR_CLAIM} WHERE {_unlocked(_ORPHANED + ' AND attempts >= max_attempts')}"
-)
-#: the rest go back to the queue; the attempt they used stays counted
-RESCUE_REQUEUE_SQL = (
-    f"UPDATE jobs SET state = 'queued', {CLEAR_CLAIM} WHERE {_unlocked(_ORPHANED)} "
-    "RETURNING id, scheduled_at_ms"
-)
+
+
+def rescue_sql(at_start: bool) -> tuple[str, str]:
+    """The rescue's two statements: end the running jobs with no attempt left ($1 the
+    error; ``schema.ending`` adds their notices), re-queue the rest (the attempt they used
+    stays counted)."""
+    which = _ORPHANED if at_start else _RUN_OUT
+    interrupt = (
+        f"UPDATE jobs SET state = 'failure', error = $1, ended_at_ms = {DB_NOW_MS}, "
+        f"{CLEAR_CLAIM} WHERE {_unlocked(which + ' AND attempts >= max_attempts')}")
+    requeue = (f"UPDATE jobs SET state = 'queued', {CLEAR_CLAIM} WHERE {_unlocked(which)} "
+               "RETURNING id, scheduled_at_ms")
+    return interrupt, requeue
+
+
 #: paused (a client holds them) or ended ones only lose the claim
 RESCUE_RELEASE_SQL = f"UPDATE jobs SET {CLEAR_CLAIM} WHERE {_unlocked(_EXPIRED)} RETURNING id"
 

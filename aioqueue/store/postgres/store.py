@@ -230,7 +230,8 @@ class PostgresStore(ControlQueries, TransferQueries, ScheduleQueries, JobStore):
     async def recover(self, now_ms: int) -> tuple[int, int]:
         """Only the claims of servers whose lease ran out (dead ones): the others still run
         theirs. A server killed just now is rescued by the heartbeats once its lease ends."""
-        ids, due, requeued, interrupted = await self._run(rescue)
+        ids, due, requeued, interrupted = await self._run(
+            lambda conn: rescue(conn, at_start=True))
         if ids:
             self._announce(due_ms=due, changed=ids)
         return requeued, interrupted
