@@ -86,6 +86,30 @@ async def rescue(conn: asyncpg.Connection, *, at_start: bool = False
     return ids, due, len(queued), len(ended)
 
 
+async def forget_dead_neighbours(conn: asyncpg.Connection) -> None:
+    """Servers registered on this host whose process is gone (a kill -9, then this
+    restart) are dead now, not after their lease: their claims run out at once."""
+    rows = await conn.fetch("SELECT id, pid FROM nodes WHERE host = $1", socket.gethostname())
+    dead = [node for node, pid in rows if pid != os.getpid() and not _alive(pid)]
+    if dead:
+        async with conn.transaction():
+            await conn.execute("UPDATE jobs SET lease_until_ms = 0 WHERE node = ANY($1::text[])",
+                               dead)
+            await conn.execute("DELETE FROM nodes WHERE id = ANY($1::text[])", dead)
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process with this id runs here (a reused id counts as alive: the lease
+    then decides, as for a server on another host)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
 class Heartbeat:
     """Registers this server, then beats every ``lease_s / 3`` until closed."""
 

@@ -7,12 +7,14 @@ statement, and one that matched nothing answers None or False instead of pretend
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import asyncpg
 
-from ...models import Job, JobState, Notice, sources
+from ...errors import Unavailable
+from ...models import Job, JobState, Notice, now_ms, sources
 from .migrate import LOCK_CLASS
 from .schema import ACTIVE_SQL, COLUMNS, PURGE_SQL, TERMINAL_SQL, ending, row_to_job, states_sql
 
@@ -52,6 +54,8 @@ class ControlQueries:
     _value: Callable[..., Awaitable[Any]]
     _announce: Callable[..., None]
     _run: Callable[..., Awaitable[Any]]
+    _notices_held: set[int]
+    _claiming: set[asyncio.Future]
     node: str
 
     async def _transition(self, sql: str, *args: Any) -> Job | None:
@@ -132,6 +136,14 @@ class ControlQueries:
         """Claimed for this server (``FOR UPDATE SKIP LOCKED``): each is due again only
         ``NOTICE_CLAIM_MS`` later, so servers sharing the outbox never deliver one twice;
         a server that dies while delivering leaves its notices to the others after that."""
+        # shielded: a notifier stopped mid-claim must still learn what it claimed, so that
+        # ``close`` can give it back
+        claiming = asyncio.ensure_future(self._claim_notices(now_ms, limit))
+        self._claiming.add(claiming)
+        claiming.add_done_callback(self._claiming.discard)
+        return await asyncio.shield(claiming)
+
+    async def _claim_notices(self, now_ms: int, limit: int) -> list[Notice]:
         rows = await self._fetch(
             "WITH due AS (SELECT seq, due_at_ms FROM outbox WHERE state = 'pending' "
             "AND due_at_ms <= $1 ORDER BY due_at_ms, seq LIMIT $2 FOR UPDATE SKIP LOCKED) "
@@ -139,15 +151,31 @@ class ControlQueries:
             "RETURNING o.seq, o.job_id, o.kind, o.target, o.attempts, due.due_at_ms",
             now_ms, limit, NOTICE_CLAIM_MS)
         rows = sorted(rows, key=lambda r: (r[5], r[0]))
+        self._notices_held.update(row[0] for row in rows)
         return [Notice(*tuple(row)[:5]) for row in rows]
+
+    async def _release_notices(self) -> None:
+        """On a clean stop, the notices this server claimed and did not settle are due
+        again at once, for the other servers (or the next start)."""
+        await asyncio.gather(*self._claiming, return_exceptions=True)
+        held, self._notices_held = list(self._notices_held), set()
+        if not held:
+            return
+        try:
+            await self._value("UPDATE outbox SET due_at_ms = $1 WHERE seq = ANY($2::bigint[]) "
+                              "AND state = 'pending'", now_ms(), held)
+        except Unavailable:
+            pass  # they come due again after NOTICE_CLAIM_MS
 
     async def next_notice_due_ms(self) -> int | None:
         return await self._value("SELECT min(due_at_ms) FROM outbox WHERE state = 'pending'")
 
     async def notice_delivered(self, seq: int) -> None:
+        self._notices_held.discard(seq)
         await self._value("DELETE FROM outbox WHERE seq = $1 AND state = 'pending'", seq)
 
     async def notice_retry(self, seq: int, *, due_at_ms: int, error: str, give_up: bool) -> None:
+        self._notices_held.discard(seq)
         await self._value(
             "UPDATE outbox SET attempts = attempts + 1, due_at_ms = $1, last_error = $2, "
             "state = $3 WHERE seq = $4 AND state = 'pending'",

@@ -10,6 +10,7 @@ text in the log only, with any password cut out.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from typing import Any, TypeVar
@@ -20,7 +21,7 @@ from ...errors import Unavailable
 from ...models import ACTIVE, ErrorCode, Job, JobState, error_json
 from ..base import JobStore, Node
 from . import connect
-from .heartbeat import Claims, Heartbeat, rescue
+from .heartbeat import Claims, Heartbeat, forget_dead_neighbours, rescue
 from .leases import NODES_SQL
 from .migrate import migrate
 from .queries import ControlQueries
@@ -57,6 +58,9 @@ class PostgresStore(ControlQueries, TransferQueries, ScheduleQueries, JobStore):
         #: the claims this server's handlers hold, renewed by the heartbeat
         self.claims = Claims()
         self._heartbeat: Heartbeat | None = None
+        #: outbox rows handed to this server's notifier and not delivered or retried yet
+        self._notices_held: set[int] = set()
+        self._claiming: set[asyncio.Future] = set()
         self._pool: asyncpg.Pool | None = None
         #: the connections that claim and purge, planned without sorts (``ORDERED_SETTINGS``)
         self._ordered: asyncpg.Pool | None = None
@@ -113,6 +117,8 @@ class PostgresStore(ControlQueries, TransferQueries, ScheduleQueries, JobStore):
         """Commit what callers wait for, send the last notices, then disconnect."""
         if self._writer is not None:
             await self._writer.close()
+        if self._pool is not None:
+            await self._release_notices()
         if self._heartbeat is not None:
             await self._heartbeat.close()
             self._heartbeat = None
@@ -230,6 +236,7 @@ class PostgresStore(ControlQueries, TransferQueries, ScheduleQueries, JobStore):
     async def recover(self, now_ms: int) -> tuple[int, int]:
         """Only the claims of servers whose lease ran out (dead ones): the others still run
         theirs. A server killed just now is rescued by the heartbeats once its lease ends."""
+        await self._run(forget_dead_neighbours)
         ids, due, requeued, interrupted = await self._run(
             lambda conn: rescue(conn, at_start=True))
         if ids:
