@@ -27,6 +27,13 @@ def states_sql(states: Iterable[JobState]) -> str:
     return ", ".join(f"'{s.value}'" for s in sorted(states, key=lambda s: s.value))
 
 
+def newer_schema(where: str, version: int, known: int) -> str:
+    """Why a database whose schema is newer than this code is refused: it is never
+    migrated down, and every backend and tool says so in the same words."""
+    return (f"{where} has schema version {version}, newer than this aioqueue knows "
+            f"({known}); upgrade aioqueue")
+
+
 def row_to_job(row: Sequence[Any]) -> Job:
     """A ``Job`` from a row of ``COLUMNS``, in order."""
     return Job(

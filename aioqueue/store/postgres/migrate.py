@@ -13,6 +13,7 @@ import logging
 import asyncpg
 
 from ...errors import Unavailable
+from ..common import newer_schema
 from .schema import MIGRATIONS, SCHEMA_VERSION
 
 log = logging.getLogger(__name__)
@@ -41,10 +42,7 @@ async def migrate(conn: asyncpg.Connection, at: str) -> str:
         else:
             await conn.execute("CREATE TABLE schema_version (version integer NOT NULL)")
         if version > SCHEMA_VERSION:
-            raise Unavailable(
-                f"PostgreSQL at {at} has aioqueue schema version {version}, newer than this "
-                f"aioqueue knows ({SCHEMA_VERSION}); upgrade aioqueue"
-            )
+            raise Unavailable(newer_schema(f"PostgreSQL at {at}", version, SCHEMA_VERSION))
         for number in range(version, SCHEMA_VERSION):
             for statement in MIGRATIONS[number]:
                 await conn.execute(statement)

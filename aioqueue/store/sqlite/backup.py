@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ...errors import AioqueueError
+from ..common import newer_schema
 from .schema import SCHEMA_VERSION
 
 #: pages copied per step (256 pages of 4 KiB: 1 MiB)
@@ -138,8 +139,7 @@ def _check(conn: sqlite3.Connection, name: str) -> Copied:
         raise BackupError(f"{name} fails integrity_check: {'; '.join(problems[:3])}")
     (version,) = conn.execute("PRAGMA user_version").fetchone()
     if version > SCHEMA_VERSION:
-        raise BackupError(f"{name} has schema version {version}, newer than this aioqueue "
-                          f"knows ({SCHEMA_VERSION}); use a newer aioqueue")
+        raise BackupError(newer_schema(name, version, SCHEMA_VERSION))
     if version == 0:
         raise BackupError(f"{name} is not an aioqueue database (schema version 0)")
     (pages,) = conn.execute("PRAGMA page_count").fetchone()

@@ -24,7 +24,7 @@ import aiosqlite
 from ...errors import DuplicateJob, Unavailable
 from ...models import ACTIVE, ErrorCode, Job, JobState, error_json, sources
 from ..base import JobStore
-from ..common import settle
+from ..common import newer_schema, settle
 from .checkpoints import Checkpointer
 from .groupcommit import Batch, Insert, Write, group_writes, quietly
 from .outbox import OutboxQueries
@@ -119,10 +119,7 @@ class SQLiteStore(ControlQueries, OutboxQueries, TransferQueries, ScheduleQuerie
         async with self._writer.execute("PRAGMA user_version") as cur:
             (version,) = await cur.fetchone()
         if version > SCHEMA_VERSION:
-            raise Unavailable(
-                f"{self.path} has schema version {version}, newer than this aioqueue knows "
-                f"({SCHEMA_VERSION}); upgrade aioqueue"
-            )
+            raise Unavailable(newer_schema(self.path, version, SCHEMA_VERSION))
         for number in range(version, SCHEMA_VERSION):
             for statement in MIGRATIONS[number]:
                 await self._writer.execute(statement)
