@@ -59,11 +59,12 @@ def rss_kb(pid: int) -> int:
     return total
 
 
-def start_timed(argv: list[str], port: int) -> tuple[subprocess.Popen, float]:
+def start_timed(argv: list[str], port: int, *, cwd: Path | None = None,
+                env: dict[str, str] | None = None) -> tuple[subprocess.Popen, float]:
     """Start ``argv``, which listens on ``port``; the process and seconds to a healthy answer."""
     started = time.monotonic()
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+                            stderr=subprocess.DEVNULL, cwd=cwd, env=env)
     deadline = started + 30
     while not _healthy(port):
         if proc.poll() is not None or time.monotonic() > deadline:

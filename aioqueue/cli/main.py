@@ -1,7 +1,8 @@
 """``aioqueue serve`` and the client commands (``submit``, ``status``, ...): the command line.
 
-``serve`` needs the server modules; the client commands live in ``commands`` and use
-only ``aioqueue.client``. Every failure to start is one line on stderr and exit status 2.
+``serve`` needs the server modules, imported when it runs; the client commands live in
+``client`` (their arguments in ``client_args``), use only ``aioqueue.client`` and are
+imported only to run one. Every failure to start is one line on stderr and exit status 2.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from .. import __version__
 from ..config import Settings, load_settings
 from ..errors import AioqueueError
 from . import admin, migrate
-from .client import CLIENT_COMMANDS, add_commands, add_connection_options, run
+from .client_args import CLIENT_COMMANDS, add_commands, add_connection_options
 
 EXIT_START = 2
 
@@ -132,6 +133,8 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``aioqueue`` console script."""
     args = _parser().parse_args(argv)
     if args.command in CLIENT_COMMANDS:
+        from .client import run  # the HTTP client: a server never loads it
+
         try:
             return run(args)
         except KeyboardInterrupt:

@@ -48,8 +48,9 @@ def test_the_client_imports_nothing_of_the_server():
         assert not server, f"{path.name} imports {server}"
 
 
-def test_the_client_commands_use_only_the_client():
-    server = {n for n in _imports(PACKAGE / "cli" / "client.py") if n.startswith("aioqueue")
+@pytest.mark.parametrize("name", ["client.py", "client_args.py"])
+def test_the_client_commands_use_only_the_client(name):
+    server = {n for n in _imports(PACKAGE / "cli" / name) if n.startswith("aioqueue")
               and not n.startswith("aioqueue.client")}
     assert not server
 

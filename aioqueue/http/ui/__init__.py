@@ -1,12 +1,13 @@
 """``GET /ui``: the dashboard, three static files shipped as package data.
 
-The files are read once when the routes are added; there is no build step and no
-template: the page reads everything it shows from the JSON API.
+The files are read once, when the first of them is asked for (a server that no browser
+visits never reads them); there is no build step and no template: the page reads
+everything it shows from the JSON API.
 """
 
 from __future__ import annotations
 
-from importlib import resources
+import functools
 
 from aiohttp import web
 
@@ -26,7 +27,10 @@ _HEADERS = {
 }
 
 
-def _load() -> dict[str, bytes]:
+@functools.cache
+def _files() -> dict[str, bytes]:
+    from importlib import resources  # with its readers, only once the page is visited
+
     folder = resources.files(__name__)
     return {name: (folder / name).read_bytes() for name in _TYPES}
 
@@ -34,10 +38,8 @@ def _load() -> dict[str, bytes]:
 def add_routes(app: web.Application) -> None:
     """Serve the page at ``/ui`` (``/ui/`` redirects there: the page's links are relative
     to ``/ui``) and its files at ``/ui/{name}``."""
-    files = _load()
-
     def answer(name: str) -> web.Response:
-        return web.Response(body=files[name], content_type=_TYPES[name], charset="utf-8",
+        return web.Response(body=_files()[name], content_type=_TYPES[name], charset="utf-8",
                             headers=_HEADERS)
 
     async def page(request: web.Request) -> web.Response:
@@ -45,7 +47,7 @@ def add_routes(app: web.Application) -> None:
 
     async def asset(request: web.Request) -> web.Response:
         name = request.match_info["name"]
-        if name not in files or name == "index.html":
+        if name not in _TYPES or name == "index.html":
             raise web.HTTPNotFound()
         return answer(name)
 

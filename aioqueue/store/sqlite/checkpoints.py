@@ -4,7 +4,7 @@ SQLite's automatic checkpoint runs inside the commit that takes the WAL past 1,0
 that commit copies the WAL into the database and fsyncs it, tens of milliseconds during
 which every write waiting for the group commit waits too (``bench/commits.py``). The
 writer turns it off (``wal_autocheckpoint=0``) and wakes this thread every ``every``
-commits (or ``every_rows`` rows) instead; it runs a PASSIVE checkpoint on its own connection, which never takes
+commits (or ``every_rows`` rows) instead (the first wake starts it); it runs a PASSIVE checkpoint on its own connection, which never takes
 the write lock, so the writer goes on appending meanwhile.
 
 The WAL file starts over from its beginning only when a transaction begins with the whole
@@ -54,19 +54,20 @@ class Checkpointer:
         #: then copies what it appended meanwhile (``take_copied``)
         self.copied = False
 
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="aioqueue-checkpoints",
-                                        daemon=True)
-        self._thread.start()
-
     def committed(self, rows: int) -> None:
         """Count one commit of ``rows`` rows; the ``every``-th commit, or the one that
-        brings the rows to ``every_rows``, wakes the thread. Costs two additions."""
+        brings the rows to ``every_rows``, wakes the thread. Costs two additions.
+
+        The first wake starts the thread: a server that has written little has none."""
         self._since += 1
         self._rows += rows
         if self._since >= self.every or self._rows >= self.every_rows:
             self._since = self._rows = 0
             self._wake.set()
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="aioqueue-checkpoints",
+                                                daemon=True)
+                self._thread.start()
 
     def take_copied(self) -> bool:
         """True once after each checkpoint of this thread: the writer's cue to finish it."""

@@ -76,7 +76,6 @@ class SQLiteStore(ControlQueries, OutboxQueries, TransferQueries, ScheduleQuerie
             if isinstance(exc, sqlite3.Error):
                 raise Unavailable(f"cannot open the database {self.path}: {exc}") from None
             raise
-        self._checkpoints.start()
         self._writer_task = asyncio.create_task(self._write_loop(), name="aioqueue-store-writer")
 
     async def _connect(self) -> None:
@@ -115,19 +114,38 @@ class SQLiteStore(ControlQueries, OutboxQueries, TransferQueries, ScheduleQuerie
         await self._disconnect()
 
     async def _migrate(self) -> None:
+        """Bring the schema to ``SCHEMA_VERSION`` in one transaction.
+
+        SQLite commits each DDL statement on its own outside a transaction, one fsync
+        each; inside one, a fresh file is created with a single commit, and a failure
+        leaves the file at its old version, never between two.
+        """
+        assert self._writer is not None
+        if await self._schema_version() == SCHEMA_VERSION:
+            return
+        await self._writer.execute("BEGIN IMMEDIATE")
+        try:
+            version = await self._schema_version()  # under the lock: read again
+            for number in range(version, SCHEMA_VERSION):
+                for statement in MIGRATIONS[number]:
+                    await self._writer.execute(statement)
+            await self._writer.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            await self._writer.commit()
+        except BaseException:
+            await self._writer.rollback()
+            raise
+        if version < SCHEMA_VERSION:
+            log.info("%s %s at schema version %d", "created" if version == 0 else "migrated",
+                     self.path, SCHEMA_VERSION)
+
+    async def _schema_version(self) -> int:
+        """The file's schema version; a newer one than this code's stops the start."""
         assert self._writer is not None
         async with self._writer.execute("PRAGMA user_version") as cur:
             (version,) = await cur.fetchone()
         if version > SCHEMA_VERSION:
             raise Unavailable(newer_schema(self.path, version, SCHEMA_VERSION))
-        for number in range(version, SCHEMA_VERSION):
-            for statement in MIGRATIONS[number]:
-                await self._writer.execute(statement)
-            await self._writer.execute(f"PRAGMA user_version={number + 1}")
-            await self._writer.commit()
-        if version < SCHEMA_VERSION:
-            log.info("%s %s at schema version %d", "created" if version == 0 else "migrated",
-                     self.path, SCHEMA_VERSION)
+        return version
 
     # ---------------------------------------------------------------- the writer
 
