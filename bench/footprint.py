@@ -189,7 +189,8 @@ async def _until(http: aiohttp.ClientSession, url: str, running: int) -> None:
     while time.monotonic() < deadline:
         async with http.get(f"{url}/metrics") as resp:
             for line in (await resp.text()).splitlines():
-                if line.startswith("aioqueue_jobs_running ") and float(line.split()[1]) >= running:
+                name = line.partition(" ")[0].partition("{")[0]  # with or without a node label
+                if name == "aioqueue_jobs_running" and float(line.split()[-1]) >= running:
                     return
         await asyncio.sleep(0.1)
     raise RuntimeError(f"{running} jobs never ran at once")

@@ -49,7 +49,9 @@ def create_app(settings: Settings, registry: Registry | None = None) -> web.Appl
     if registry is None:
         registry = build_registry(settings)
     configured = config_schedules(settings.schedules, registry)  # a bad one stops the start
-    metrics = Metrics()
+    # a bad location stops here, before any socket
+    store = store_for(settings.storage, lease_s=settings.cluster.lease_s)
+    metrics = Metrics(store.node)
     guard = BrowserGuard(settings.server)
     app = web.Application(
         middlewares=[metrics.middleware(), error_middleware, guard.middleware, auth_middleware],
@@ -66,8 +68,7 @@ def create_app(settings: Settings, registry: Registry | None = None) -> web.Appl
     app[METRICS] = metrics
     app[TOKENS] = TokenTable(settings.auth.tokens)
     app[LIMITER] = RateLimiter(settings.limits.rate_per_s, settings.limits.rate_burst)
-    # a bad location stops here, before any socket
-    app[STORE] = store_for(settings.storage, lease_s=settings.cluster.lease_s)
+    app[STORE] = store
     app.cleanup_ctx.extend([_store, _engine(registry, configured), _notifier, _retention])
     app.on_shutdown.extend([_drain, _end_streams])
     add_routes(app)

@@ -3,19 +3,23 @@
 Every app has its own ``CollectorRegistry``, so several apps in one process (tests) never
 share or collide on counters. Jobs are counted through the engine's observer hook (a
 counter increment on the submit path, nothing more); queue figures are read when
-Prometheus scrapes, not kept up to date on every change.
+Prometheus scrapes, not kept up to date on every change. Every series carries the
+server's ``node`` label (its id in ``/health`` and ``/nodes``), so the series of the servers
+of one cluster stay apart in one Prometheus, also when they are scraped through one address.
 """
 
 from __future__ import annotations
 
+import copy
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import orjson
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import generate_latest
+from prometheus_client.metrics_core import Metric
 
 from ..engine import Engine, JobObserver
 from ..models import Job
@@ -27,7 +31,8 @@ DURATION_BUCKETS_S = (0.005, 0.025, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3
 class Metrics(JobObserver):
     """The collectors of one app; also the engine's ``JobObserver``."""
 
-    def __init__(self) -> None:
+    def __init__(self, node: str = "") -> None:
+        self.node = node
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
@@ -72,7 +77,18 @@ class Metrics(JobObserver):
             self.jobs.labels(state).set(count)
         self.queue_depth.set(counts.get("queued", 0))
         self.running.set(running)
-        return generate_latest(self.registry)
+        return generate_latest(self)
+
+    def collect(self) -> Iterator[Metric]:
+        """The registry's series, each with this server's ``node`` label added.
+
+        A constant label is added here, at scrape time, rather than declared on every
+        collector: the hot path keeps its few labels, and no collector can forget it."""
+        for metric in self.registry.collect():
+            labelled = copy.copy(metric)
+            labelled.samples = [s._replace(labels={**s.labels, "node": self.node})
+                                for s in metric.samples]
+            yield labelled
 
     def middleware(self) -> Callable:
         """Counts every answer by route template (never by raw path, to bound the labels)."""

@@ -11,12 +11,15 @@ from tests.support import needs_route
 
 
 async def _samples(client) -> dict[tuple[str, tuple], float]:
+    """Every sample by name and labels; each carries the server's node, left out here."""
+    node = (await (await client.get("/health")).json())["node"]
     resp = await client.get("/metrics")
     assert resp.status == 200
     assert resp.headers["Content-Type"].startswith("text/plain")
     found = {}
     for family in text_string_to_metric_families(await resp.text()):
         for sample in family.samples:
+            assert sample.labels.pop("node") == node, sample
             found[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
     return found
 

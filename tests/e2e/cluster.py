@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from prometheus_client.parser import text_string_to_metric_families
 
 from .server import ServerProcess
 
@@ -99,3 +100,13 @@ async def node_of(http: aiohttp.ClientSession, server: ServerProcess) -> dict:
     async with http.get(f"{server.url}/nodes") as resp:
         nodes = (await resp.json())["nodes"]
     return next(n for n in nodes if n["id"] == me)
+
+
+async def samples(http: aiohttp.ClientSession, server: ServerProcess
+                  ) -> dict[tuple[str, tuple], float]:
+    """The samples of ``server``'s ``/metrics`` by name and labels (the ``node`` one too)."""
+    async with http.get(f"{server.url}/metrics") as resp:
+        assert resp.status == 200
+        text = await resp.text()
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}

@@ -13,7 +13,7 @@ import aiohttp
 import asyncpg
 import pytest
 
-from .cluster import cluster, get, node_of, submit, until, write_config
+from .cluster import cluster, get, node_of, samples, submit, until, write_config
 
 pytestmark = pytest.mark.e2e
 
@@ -161,6 +161,21 @@ async def test_a_restarted_listener_connection_wakes_waiters_again(pg_url, tmp_p
         assert loop.time() - started < 5
 
 
+async def test_every_series_of_a_server_carries_its_node(pg_url, tmp_path):
+    config = write_config(tmp_path)
+    async with cluster(pg_url, [config, config]) as servers, aiohttp.ClientSession() as http:
+        for server in servers:
+            await submit(http, server, "work", {"steps": 1, "step_s": 0}, wait_s=8)
+        nodes = [(await node_of(http, server))["id"] for server in servers]
+        scraped = [await samples(http, server) for server in servers]
+    assert len(set(nodes)) == len(servers)
+    for node, found in zip(nodes, scraped):
+        assert found and all(dict(labels).get("node") == node for _, labels in found), found
+    # scraped into one Prometheus (even through one address), no series of one server
+    # stands for another's
+    assert not set(scraped[0]) & set(scraped[1])
+
+
 async def _occupy(http: aiohttp.ClientSession, a, b) -> tuple:
     """Submit a long job on ``a``; the server whose one worker runs it comes first."""
     busy = await submit(http, a, "once", {"seconds": 60}, wait_s=0.3)
@@ -173,7 +188,5 @@ async def _said(server, *phrases: str) -> bool:
 
 
 async def _idle(http: aiohttp.ClientSession, server) -> bool:
-    async with http.get(f"{server.url}/metrics") as resp:
-        text = await resp.text()
-    return any(line.startswith("aioqueue_jobs_running ") and float(line.split()[1]) == 0
-               for line in text.splitlines())
+    node = (await node_of(http, server))["id"]
+    return (await samples(http, server))[("aioqueue_jobs_running", (("node", node),))] == 0
