@@ -141,7 +141,8 @@ def side_round(side: Side, tmp: str, number: int) -> None:
     for cache in (side.checkout / "aioqueue").rglob("__pycache__"):
         shutil.rmtree(cache)
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
-    proc, elapsed = side.start(free_port(), os.path.join(tmp, f"{side.name}-cold-{number}.db"), env=env)
+    cold_db = os.path.join(tmp, f"{side.name}-cold-{number}.db")
+    proc, elapsed = side.start(free_port(), cold_db, env=env)
     stop(proc)
     side.cold.append(elapsed)
     side.cpu.pop()  # the CPU figure is of starts with bytecode
@@ -269,8 +270,8 @@ def report(sides: list[Side], hello: list[tuple[float, float]], hello_mem: tuple
     for side in sides:
         fresh, again = statistics.median(side.starts), statistics.median(side.restarts)
         cold = statistics.median(side.cold)
-        print(f"  aioqueue {side.name:<8} fresh database {fresh:.3f} s (x{fresh / hello_start:.2f}), "
-              f"existing {again:.3f} s; fresh, no bytecode cache {cold:.3f} s (target < 0.25 s); "
+        print(f"  aioqueue {side.name:<8} fresh database {fresh:.3f} s "
+              f"(x{fresh / hello_start:.2f}), existing {again:.3f} s; fresh, no bytecode cache {cold:.3f} s (target < 0.25 s); "
               f"CPU to /health {statistics.median(side.cpu):.3f} s")
     for side in sides:
         (switches, ticks), (running_kb, polls_kb) = side.wakeups, side.loaded

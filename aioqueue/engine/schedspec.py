@@ -12,12 +12,11 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta
+from collections.abc import Iterator
+from datetime import datetime, timedelta, tzinfo
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import orjson
-from cronsim import CronSim, CronSimError
 
 from ..errors import InvalidRequest
 
@@ -103,7 +102,7 @@ def parse_spec(body: Any) -> ScheduleSpec:
         raise _fail("cron" if cron is not None else "every_s",
                     "give exactly one of cron and every_s")
     zone = body.get("timezone", "UTC")
-    if not isinstance(zone, str) or not _zone(zone):
+    if not isinstance(zone, str) or not _known_zone(zone):
         raise _fail("timezone", f"not an IANA time zone name: {str(zone)[:60]!r}")
     if cron is not None:
         _check_cron(cron)
@@ -122,18 +121,36 @@ def parse_spec(body: Any) -> ScheduleSpec:
     )
 
 
-def _zone(name: str) -> ZoneInfo | None:
+def _zone(name: str) -> tzinfo:
+    """The time zone ``name``. zoneinfo here and cronsim in ``_cron`` are imported by the
+    first schedule, so a server without schedules never loads them (3 ms of its start)."""
+    from zoneinfo import ZoneInfo
+
+    return ZoneInfo(name)
+
+
+def _cron(cron: str, start: datetime, *, reverse: bool = False) -> Iterator[datetime]:
+    from cronsim import CronSim
+
+    return CronSim(cron, start, reverse=reverse)
+
+
+def _known_zone(name: str) -> tzinfo | None:
+    from zoneinfo import ZoneInfoNotFoundError
+
     try:
-        return ZoneInfo(name)
+        return _zone(name)
     except (ZoneInfoNotFoundError, ValueError, OSError):
         return None
 
 
 def _check_cron(cron: Any) -> None:
+    from cronsim import CronSimError
+
     if not isinstance(cron, str) or len(cron.split()) != 5:
         raise _fail("cron", "must be 5 fields: minute, hour, day, month, weekday")
     try:
-        CronSim(cron, datetime(2000, 1, 1, tzinfo=ZoneInfo("UTC")))
+        _cron(cron, datetime(2000, 1, 1, tzinfo=_zone("UTC")))
     except (CronSimError, ValueError) as exc:
         raise _fail("cron", f"invalid: {exc}") from None
 
@@ -148,8 +165,8 @@ def next_fire_ms(spec: ScheduleSpec, after_ms: int) -> int:
         step = round(spec.every_s * 1000)
         return (after_ms // step + 1) * step
     assert spec.cron is not None
-    start = datetime.fromtimestamp(after_ms / 1000, ZoneInfo(spec.timezone))
-    return _ms(next(CronSim(spec.cron, start)))
+    start = datetime.fromtimestamp(after_ms / 1000, _zone(spec.timezone))
+    return _ms(next(_cron(spec.cron, start)))
 
 
 def last_fire_ms(spec: ScheduleSpec, now_ms: int) -> int:
@@ -159,8 +176,8 @@ def last_fire_ms(spec: ScheduleSpec, now_ms: int) -> int:
         step = round(spec.every_s * 1000)
         return now_ms // step * step
     assert spec.cron is not None
-    start = datetime.fromtimestamp(now_ms / 1000, ZoneInfo(spec.timezone))
-    return _ms(next(CronSim(spec.cron, start + timedelta(milliseconds=1), reverse=True)))
+    start = datetime.fromtimestamp(now_ms / 1000, _zone(spec.timezone))
+    return _ms(next(_cron(spec.cron, start + timedelta(milliseconds=1), reverse=True)))
 
 
 def _ms(stamp: datetime) -> int:

@@ -4,8 +4,9 @@ SQLite's automatic checkpoint runs inside the commit that takes the WAL past 1,0
 that commit copies the WAL into the database and fsyncs it, tens of milliseconds during
 which every write waiting for the group commit waits too (``bench/commits.py``). The
 writer turns it off (``wal_autocheckpoint=0``) and wakes this thread every ``every``
-commits (or ``every_rows`` rows) instead (the first wake starts it); it runs a PASSIVE checkpoint on its own connection, which never takes
-the write lock, so the writer goes on appending meanwhile.
+commits (or ``every_rows`` rows) instead (the first wake starts it); it runs a PASSIVE
+checkpoint on its own connection, which never takes the write lock, so the writer goes on
+appending meanwhile.
 
 The WAL file starts over from its beginning only when a transaction begins with the whole
 WAL copied, which a checkpoint running beside a busy writer never sees: the writer has
