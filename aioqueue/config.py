@@ -24,6 +24,8 @@ from .validation import (
 
 @dataclass(frozen=True)
 class ServerSettings(Checked):
+    """``[server]``: where it listens, its limits per request and connection, its logs."""
+
     host: str = not_empty("127.0.0.1")
     port: int = between(0, 65535, 8099)
     max_body_bytes: int = at_least(1, 1024 * 1024)
@@ -58,6 +60,8 @@ class ServerSettings(Checked):
 
 @dataclass(frozen=True)
 class StorageSettings(Checked):
+    """``[storage]``: the database, how SQLite syncs it, the PostgreSQL pool."""
+
     #: the database: a SQLite file path, or a postgresql:// URL; empty means ``path``
     url: str = ""
     #: the SQLite file, when ``url`` is empty (the older key, kept working)
@@ -75,6 +79,8 @@ class StorageSettings(Checked):
 
 @dataclass(frozen=True)
 class EngineSettings(Checked):
+    """``[engine]``: the workers, and the back-off of retried jobs and writes."""
+
     workers: int = at_least(1, 16)
     retry_base_s: float = at_least(0, 1.0)
     retry_max_s: float = at_least(0, 300.0)
@@ -110,6 +116,8 @@ class CommandSettings(Checked):
 
 @dataclass(frozen=True)
 class ProcessSettings:
+    """``[processes]``: the modules to import and the command processes."""
+
     modules: list[str] = field(default_factory=list)
     builtins: bool = True
     commands: dict[str, CommandSettings] = field(default_factory=dict)
@@ -117,6 +125,8 @@ class ProcessSettings:
 
 @dataclass(frozen=True)
 class SmtpSettings(Checked):
+    """``[notify.smtp]``: the mail server of e-mail notices."""
+
     #: empty: e-mail notifications are off and ``X-Notify-Email`` is refused
     host: str = ""
     port: int = between(1, 65535, 25)
@@ -130,6 +140,8 @@ class SmtpSettings(Checked):
 
 @dataclass(frozen=True)
 class NotifySettings(Checked):
+    """``[notify]``: who webhooks and e-mails may reach, and how they are retried."""
+
     #: hosts (``name`` or ``name:port``) that ``X-Callback-URL`` may point at; empty: none
     allowed_hosts: list[str] = field(default_factory=list)
     webhook_secret: str = ""
@@ -152,6 +164,8 @@ class NotifySettings(Checked):
 
 @dataclass(frozen=True)
 class EventSettings(Checked):
+    """``[events]``: the limits of ``GET /events`` streams."""
+
     #: jobs a slow ``GET /events`` reader may have waiting before it is disconnected; well
     #: above ``server.max_bulk_items``, since one bulk request publishes all its jobs at once
     max_pending: int = at_least(1, 10000)
@@ -244,6 +258,8 @@ class LimitSettings(Checked):
 
 @dataclass(frozen=True)
 class RetentionSettings(Checked):
+    """``[retention]``: how long ended jobs are kept."""
+
     #: terminal jobs older than this (seconds since they ended) are purged; 0 keeps them
     terminal_s: float = at_least(0, 7 * 86400.0)
     #: rows deleted per transaction, so a purge never holds the writer for long
@@ -263,6 +279,8 @@ class ClusterSettings(Checked):
 
 @dataclass(frozen=True)
 class Settings:
+    """Every section of the config file; the defaults serve without one."""
+
     server: ServerSettings = field(default_factory=ServerSettings)
     storage: StorageSettings = field(default_factory=StorageSettings)
     engine: EngineSettings = field(default_factory=EngineSettings)
