@@ -46,11 +46,17 @@ def write_config(folder: Path, *, lease_s: float = 30.0, workers: int = 2) -> Pa
 
 @contextlib.asynccontextmanager
 async def cluster(pg_url: str, configs: list[Path]) -> AsyncIterator[list[ServerProcess]]:
-    """One server per config on ``pg_url``; every one is stopped by its pid at the end."""
+    """One server per config on ``pg_url``, started at once (their imports overlap); every
+    one is stopped by its pid at the end."""
     servers: list[ServerProcess] = []
     try:
-        for config in configs:
-            servers.append(await ServerProcess.start(pg_url, "--config", str(config)))
+        started = await asyncio.gather(
+            *(ServerProcess.start(pg_url, "--config", str(config)) for config in configs),
+            return_exceptions=True)
+        servers += [s for s in started if isinstance(s, ServerProcess)]
+        for failed in started:
+            if isinstance(failed, BaseException):
+                raise failed
         yield servers
     finally:
         for server in servers:
