@@ -18,6 +18,7 @@ from aioqueue.models import Job, JobState, now_ms
 from aioqueue.store.sqlite import (
     CLAIM_SQL, MIGRATIONS, NEXT_DUE_SQL, PURGE_SQL, SCHEMA_VERSION, SQLiteStore, list_query,
 )
+from aioqueue.store.sqlite.schema import COLUMNS, _job_to_row
 from tests.factories import make_job
 
 
@@ -224,3 +225,52 @@ async def test_waiting_children_are_not_in_the_claims_indexes(store):
             count = conn.execute(f"SELECT count(*) FROM jobs INDEXED BY {index} "
                                  "WHERE state = 'queued' AND waiting = 0").fetchone()[0]
             assert count == 1, index
+
+
+async def test_a_database_of_schema_5_is_migrated_and_its_dependencies_still_release(tmp_path):
+    path = str(tmp_path / "v5.db")
+    parent = make_job(state=JobState.RUNNING, attempts=1, max_attempts=1)
+    child = make_job(process="c", depends_on=(parent.id,))
+    with sqlite3.connect(path) as conn:
+        for statement in itertools.chain(*MIGRATIONS[:5]):
+            conn.execute(statement)
+        conn.execute("PRAGMA user_version=5")
+        # through the version-5 insert trigger: the child counts its parent
+        conn.executemany(f"INSERT INTO jobs ({COLUMNS}) VALUES ({', '.join('?' * 22)})",
+                         [_job_to_row(parent), _job_to_row(child)])
+    store = SQLiteStore(path)
+    await store.open()
+    try:
+        with sqlite3.connect(path) as conn:
+            indexes = dict(conn.execute(
+                "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'jobs'"))
+        assert "jobs_running" not in indexes
+        assert "WHERE owner IS NOT NULL" in indexes["jobs_owner"]
+        assert await store.claim_process("c", 10, now_ms()) == []
+        assert await store.finish(parent, JobState.SUCCESS, result=b"1", error=None,
+                                  ended_at_ms=now_ms())
+        [claimed] = await store.claim_process("c", 10, now_ms())  # released by the trigger
+        assert claimed.id == child.id
+    finally:
+        await store.close()
+
+
+async def test_the_end_of_a_job_nobody_waits_for_runs_no_statement_of_the_childrens_trigger(
+        store):
+    lone = make_job(state=JobState.RUNNING, attempts=1)
+    await store.insert([lone])
+    with sqlite3.connect(store.path) as conn:
+        triggers = conn.execute(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'jobs' "
+            "AND sql LIKE '%AFTER UPDATE OF%state%'").fetchone()[0]
+    traced: list[str] = []
+    await store._writer.set_trace_callback(traced.append)
+    try:
+        assert await store.finish(lone, JobState.SUCCESS, result=b"1", error=None,
+                                  ended_at_ms=now_ms())
+    finally:
+        await store._writer.set_trace_callback(None)
+    # SQLite traces the statement once, then again for each trigger program it enters and
+    # each statement a trigger runs: each trigger is entered, and none runs a statement
+    ends = [line for line in traced if line.startswith("UPDATE")]
+    assert len(ends) <= 1 + triggers, traced
