@@ -65,12 +65,12 @@ class JobContext:
         self.parents: dict[str, Any] = {}
         self._loop = loop
         self._report = report
-        self._cancelled = threading.Event()
-        # set while the job may run; cleared while it is paused (one event per side)
-        self._go = threading.Event()
-        self._go.set()
-        self._go_async = asyncio.Event()
-        self._go_async.set()
+        self._cancelled = False
+        self._paused = False
+        # what a checkpoint waits on while the job is paused, one per side; made by the
+        # first checkpoint that waits (most jobs are never paused), set while it may run
+        self._go: threading.Event | None = None
+        self._go_async: asyncio.Event | None = None
 
     def progress(self, percent: float | None = None, message: str | None = None) -> _Done:
         """Report progress (percent from 0 to 100, and/or a short message)."""
@@ -91,43 +91,66 @@ class JobContext:
     def checkpoint(self) -> Awaitable[None]:
         """A safe place to stop or pause: raises ``JobCancelled`` once the job has been
         cancelled, and waits while it is paused."""
-        if self._cancelled.is_set():
+        if self._cancelled:
             raise JobCancelled(self.job_id)
-        if self._go.is_set():
+        if not self._paused:
             return _DONE
         if _on_loop(self._loop):
             return self._wait_async()
-        self._go.wait()
-        if self._cancelled.is_set():
+        with _MAKING:  # the loop pauses and resumes under the same lock
+            if self._go is None:
+                self._go = threading.Event()
+                if not self._paused:
+                    self._go.set()
+            go = self._go
+        go.wait()
+        if self._cancelled:
             raise JobCancelled(self.job_id)
         return _DONE
 
     async def _wait_async(self) -> None:
+        if self._go_async is None:
+            self._go_async = asyncio.Event()
+            if not self._paused:
+                self._go_async.set()
         await self._go_async.wait()
-        if self._cancelled.is_set():
+        if self._cancelled:
             raise JobCancelled(self.job_id)
 
     @property
     def cancelled(self) -> bool:
         """True once a client has asked to cancel the job."""
-        return self._cancelled.is_set()
+        return self._cancelled
 
     @property
     def paused(self) -> bool:
         """True while a client holds the job paused."""
-        return not self._go.is_set()
+        return self._paused
 
     def _cancel(self) -> None:
-        self._cancelled.set()
+        self._cancelled = True
         self._resume()
 
     def _pause(self) -> None:
-        self._go.clear()
-        self._go_async.clear()
+        with _MAKING:
+            self._paused = True
+            if self._go is not None:
+                self._go.clear()
+        if self._go_async is not None:
+            self._go_async.clear()
 
     def _resume(self) -> None:
-        self._go.set()
-        self._go_async.set()
+        with _MAKING:
+            self._paused = False
+            if self._go is not None:
+                self._go.set()
+        if self._go_async is not None:
+            self._go_async.set()
+
+
+#: guards a context's pause flag against a thread's first wait (rarely taken: only on a
+#: pause, a resume, and a thread's checkpoint while paused)
+_MAKING = threading.Lock()
 
 
 def _on_loop(loop: asyncio.AbstractEventLoop) -> bool:

@@ -38,8 +38,9 @@ class Running:
     #: set once the worker is writing the job's outcome; a resume then waits for ``done``
     ending: bool = False
     done: asyncio.Event = field(default_factory=asyncio.Event)
-    #: set whenever the job is paused or resumed, so the timeout clock can stop and restart
-    changed: asyncio.Event = field(default_factory=asyncio.Event)
+    #: what ``supervise`` awaits: settled when the handler ends, its time runs out, or the
+    #: job is paused or resumed (so the timeout clock can stop and restart)
+    _waiter: asyncio.Future | None = field(default=None, repr=False)
 
     def stop(self, reason: str) -> None:
         """Tell the handler to stop: its task is cancelled, a thread sees it at a checkpoint.
@@ -57,30 +58,37 @@ class Running:
     def pause(self) -> None:
         """Hold the handler at its next checkpoint."""
         self.ctx._pause()
-        self.changed.set()
+        self._wake()
 
     def resume(self) -> None:
         """Let the handler go on past its checkpoint."""
         self.ctx._resume()
-        self.changed.set()
+        self._wake()
 
     async def supervise(self, timeout_s: float | None) -> Any:
-        """The handler's result; ``TimedOut`` once it has run ``timeout_s`` unpaused seconds."""
+        """The handler's result; ``TimedOut`` once it has run ``timeout_s`` unpaused seconds.
+
+        One future per turn, settled by callbacks (the handler's end, a timer, a pause or
+        resume): no task of its own, since every job of the server passes here.
+        """
         task = self.task
         assert task is not None
         loop = asyncio.get_running_loop()
         left = timeout_s
+        task.add_done_callback(self._wake)
         try:
             while not task.done():
-                self.changed.clear()
                 paused = self.ctx.paused
                 started = loop.time()
-                changed = asyncio.ensure_future(self.changed.wait())
+                self._waiter = loop.create_future()
+                timer = None if paused or left is None else loop.call_at(started + left,
+                                                                         self._wake)
                 try:
-                    await asyncio.wait((task, changed), timeout=None if paused else left,
-                                       return_when=asyncio.FIRST_COMPLETED)
+                    await self._waiter
                 finally:
-                    changed.cancel()
+                    self._waiter = None
+                    if timer is not None:
+                        timer.cancel()
                 if left is not None and not paused and not task.done():
                     left -= loop.time() - started
                     if left <= 0:
@@ -91,7 +99,14 @@ class Running:
             task.cancel()
             task.add_done_callback(_consume)
             raise
+        finally:
+            task.remove_done_callback(self._wake)
         return task.result()
+
+    def _wake(self, *_: object) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
 
 def _consume(task: asyncio.Future) -> None:
