@@ -47,6 +47,10 @@ class Checkpointer:
         self._since = 0
         self._rows = 0
         self._wake = threading.Event()
+        #: set once the writer has finished this thread's checkpoint and committed after
+        #: it (the commit that starts the WAL over), so the thread may checkpoint again
+        self._taken = threading.Event()
+        self._finished = False
         self._stopping = False
         self._thread: threading.Thread | None = None
         #: checkpoints run since start; tests read it
@@ -60,6 +64,9 @@ class Checkpointer:
         brings the rows to ``every_rows``, wakes the thread. Costs two additions.
 
         The first wake starts the thread: a server that has written little has none."""
+        if self._finished:
+            self._finished = False
+            self._taken.set()
         self._since += 1
         self._rows += rows
         if self._since >= self.every or self._rows >= self.every_rows:
@@ -84,6 +91,7 @@ class Checkpointer:
             await writer.execute_fetchall("PRAGMA wal_checkpoint(PASSIVE)")
         except sqlite3.Error as exc:  # the next checkpoint tries again
             log.warning("WAL checkpoint failed: %r", exc)
+        self._finished = True
 
     async def stop(self) -> None:
         """Let a running checkpoint finish, then end the thread (closing the store
@@ -92,6 +100,7 @@ class Checkpointer:
             return
         self._stopping = True
         self._wake.set()
+        self._taken.set()
         await asyncio.to_thread(self._thread.join)
         self._thread = None
 
@@ -107,8 +116,18 @@ class Checkpointer:
                 try:
                     conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
                     self.runs += 1
-                    self.copied = True
                 except sqlite3.Error as exc:  # the next wake tries again
                     log.warning("WAL checkpoint failed: %r", exc)
+                    continue
+                # wait for the writer to finish this checkpoint and start the WAL over: a
+                # checkpoint of this thread meanwhile would make its checkpoint SQLITE_BUSY,
+                # or keep its next transaction off the start of the WAL (a copying
+                # checkpoint holds read-mark 0); under load wakes come faster than
+                # checkpoints end, and the WAL would never start over
+                self._taken.clear()
+                if self._stopping:  # ``stop`` may have set it before the clear
+                    return
+                self.copied = True
+                self._taken.wait()
         finally:
             conn.close()
