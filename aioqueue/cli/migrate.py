@@ -9,9 +9,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from typing import TYPE_CHECKING
 
 from ..errors import AioqueueError
-from ..store.copy import Copied, copy_store, open_store
+
+if TYPE_CHECKING:
+    from ..store.copy import Copied
 
 
 def add_command(commands: argparse._SubParsersAction) -> None:
@@ -40,6 +43,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _copy_between(source: str, target: str) -> Copied:
+    from ..store.copy import copy_store, open_store  # only this command uses it, not serve
+
     src = open_store(source, must_exist=True)
     dst = open_store(target, must_exist=False)
     await src.open()

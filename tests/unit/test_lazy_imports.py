@@ -45,7 +45,8 @@ def test_the_started_server_imports_them_only_when_first_needed(tmp_path):
 
 #: never needed by ``aioqueue serve`` until a request asks (a module or a package's prefix)
 NOT_AT_START = ("jsonschema", "smtplib", "aioqueue.http.openapi", "aioqueue.client",
-                "aioqueue.cli.client", "importlib.resources", "cronsim", "zoneinfo")
+                "aioqueue.cli.client", "aioqueue.store.copy", "importlib.resources", "cronsim",
+                "zoneinfo")
 
 SERVE = textwrap.dedent("""
     import sys
