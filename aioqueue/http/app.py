@@ -19,16 +19,15 @@ from ..notify import Notifier
 from ..processes import build_registry
 from ..store import store_for
 from . import schedules, sse, ui
-from .auth import auth_middleware
 from .browser import BrowserGuard
 from .hub import Hub
 from .keys import (
     ENGINE, HUB, LIMITER, LONG_POLLS, METRICS, REPEATS, SETTINGS, STORE, STREAMS, TOKENS,
 )
 from .metrics import Metrics
+from .middleware import app_middleware
 from .ratelimit import RateLimiter
 from .repeatlog import RepeatLog
-from .responses import error_middleware
 from .routes import add_routes
 from .slots import Slots
 from .tokens import TokenTable, check_listen
@@ -54,7 +53,7 @@ def create_app(settings: Settings, registry: Registry | None = None) -> web.Appl
     metrics = Metrics(store.node)
     guard = BrowserGuard(settings.server)
     app = web.Application(
-        middlewares=[metrics.middleware(), error_middleware, guard.middleware, auth_middleware],
+        middlewares=[app_middleware(metrics, guard)],
         client_max_size=settings.server.max_body_bytes,
     )
     app[SETTINGS] = settings

@@ -1,13 +1,12 @@
 """Authentication for the HTTP API: who is calling, which jobs they see, what they may submit.
 
-The middleware turns the request's token into a ``Principal`` (``tokens`` does the
+``authenticate`` turns the request's token into a ``Principal`` (``tokens`` does the
 checking) and refuses a missing or unknown one with 401; handlers then ask
 ``owner_of`` whose jobs the caller may see and ``admit`` whether it may submit.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -69,11 +68,9 @@ def presented_token(request: web.Request) -> str | None:
     return bearer or header or None
 
 
-@web.middleware
-async def auth_middleware(
-    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-) -> web.StreamResponse:
-    """Every path but the public ones needs a known token (unless none is configured)."""
+def authenticate(request: web.Request) -> None:
+    """Every path but the public ones needs a known token (unless none is configured):
+    the caller's ``Principal`` is set on the request, or 401/403 raised."""
     tokens = request.app[TOKENS]
     path = request.path.removeprefix(prefix(request))  # as if mounted at the root
     if tokens.open or not (path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES)):
@@ -83,7 +80,6 @@ async def auth_middleware(
         if path in ADMIN_PATHS and not principal.admin:
             raise Forbidden("only an admin token may read this")
         request[PRINCIPAL] = principal
-    return await handler(request)
 
 
 def admit(request: web.Request, process: str, count: int = 1) -> None:

@@ -18,7 +18,6 @@ so a page served from one of them can use the API with a token.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Awaitable, Callable
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -63,7 +62,7 @@ def _is_loopback(address: str) -> bool:
 
 
 class BrowserGuard:
-    """The three checks as one middleware, built from the ``[server]`` settings."""
+    """The three checks, built from the ``[server]`` settings."""
 
     def __init__(self, settings: ServerSettings) -> None:
         self._configured = {_hostname(settings.host)}
@@ -96,13 +95,9 @@ class BrowserGuard:
         netloc = urlsplit(origin).netloc if "://" in origin else ""
         return bool(netloc) and netloc == request.headers.get("Host", "").strip().lower()
 
-    @web.middleware
-    async def middleware(
-        self, request: web.Request,
-        handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
-    ) -> web.StreamResponse:
-        """Refuse a misdirected, cross-site or non-JSON state change; answer a listed
-        origin's CORS preflight."""
+    def check(self, request: web.Request) -> web.StreamResponse | None:
+        """Refuse a misdirected, cross-site or non-JSON state change (raises); the answer
+        to a listed origin's CORS preflight; None when the request may go on."""
         if not self.host_allowed(request):
             raise MisdirectedRequest("the Host header names no address of this server; "
                                      "add it to [server] allowed_hosts if it should")
@@ -117,7 +112,7 @@ class BrowserGuard:
             if request.method == "POST" and request.content_type != _JSON \
                     and not request.content_type.endswith("+json"):
                 raise web.HTTPUnsupportedMediaType()
-        return await handler(request)
+        return None
 
     async def on_response_prepare(self, request: web.Request,
                                   response: web.StreamResponse) -> None:

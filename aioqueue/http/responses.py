@@ -1,11 +1,10 @@
-"""Every answer as JSON: the body encoder, the error object, and the middleware that
-maps each refusal to its status code (the engine and the store never learn HTTP)."""
+"""Every answer as JSON: the body encoder, the error object, and the mapping of each
+refusal to its status code (the engine and the store never learn HTTP)."""
 
 from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -63,13 +62,13 @@ def _status_of(exc: AioqueueError) -> int:
     return 500
 
 
-@web.middleware
-async def error_middleware(
-    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-) -> web.StreamResponse:
-    """Every failure becomes a JSON error; internals go to the log, never to the client."""
+def error_response(request: web.Request, exc: Exception) -> web.StreamResponse:
+    """The JSON error answer to ``exc``; internals go to the log, never to the client.
+
+    A ``web.HTTPException`` below 400 (a redirect) is no error and is raised again.
+    """
     try:
-        return await handler(request)
+        raise exc
     except AioqueueError as exc:
         status = _status_of(exc)
         headers = {}

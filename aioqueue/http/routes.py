@@ -1,7 +1,7 @@
 """HTTP handlers: read the request, call the engine, answer the job as JSON.
 
 Nothing here decides anything about jobs; every error the engine raises is mapped to
-its status code by ``responses.error_middleware``, and nothing a client sends can
+its status code by ``responses.error_response``, and nothing a client sends can
 produce a 500.
 """
 
@@ -11,7 +11,6 @@ import contextlib
 from typing import Any
 
 from aiohttp import web
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from ..errors import InvalidRequest, JobNotFound, Unavailable
 from ..engine.schedspec import check_name
@@ -220,8 +219,8 @@ async def openapi(request: web.Request) -> web.Response:
 
 async def metrics(request: web.Request) -> web.Response:
     """GET /metrics: Prometheus text, with the queue figures read now."""
-    body = await request.app[METRICS].render(request.app[ENGINE])
-    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+    body, content_type = await request.app[METRICS].render(request.app[ENGINE])
+    return web.Response(body=body, headers={"Content-Type": content_type})
 
 
 def add_routes(app: web.Application) -> None:
