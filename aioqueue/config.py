@@ -33,6 +33,8 @@ class ServerSettings(Checked):
     shutdown_grace_s: float = at_least(0, 10.0)
     retry_after_s: int = at_least(1, 1)
     max_bulk_items: int = at_least(1, 1000)
+    #: answers of ended jobs kept in memory for GET (SQLite only; 0: none)
+    job_cache_entries: int = at_least(0, 4096)
     log_level: str = checked(lambda v: None if v.upper() in LOG_LEVELS
                              else "must be one of " + ", ".join(LOG_LEVELS), "INFO")
     log_format: str = checked(lambda v: None if v in ("plain", "json")

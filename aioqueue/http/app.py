@@ -17,16 +17,18 @@ from ..engine.schedules import config_schedules
 from ..models import plural
 from ..notify import Notifier
 from ..processes import build_registry
-from ..store import store_for
+from ..store import is_postgres_url, store_for
 from . import schedules, sse, ui
 from .browser import BrowserGuard
 from .hub import Hub
 from .keys import (
-    ENGINE, HUB, LIMITER, LONG_POLLS, METRICS, REPEATS, SETTINGS, STORE, STREAMS, TOKENS,
+    ENGINE, HUB, LIMITER, LONG_POLLS, METRICS, RENDERED, REPEATS, SETTINGS, STORE, STREAMS,
+    TOKENS,
 )
 from .metrics import Metrics
 from .middleware import app_middleware
 from .ratelimit import RateLimiter
+from .rendered import RenderedJobs
 from .repeatlog import RepeatLog
 from .routes import add_routes
 from .slots import Slots
@@ -68,6 +70,10 @@ def create_app(settings: Settings, registry: Registry | None = None) -> web.Appl
     app[TOKENS] = TokenTable(settings.auth.tokens)
     app[LIMITER] = RateLimiter(settings.limits.rate_per_s, settings.limits.rate_burst)
     app[STORE] = store
+    # only a store no other server writes can keep answers (``rendered``)
+    shared = is_postgres_url(settings.storage.location)
+    app[RENDERED] = RenderedJobs(0 if shared else settings.server.job_cache_entries,
+                                 settings.retention.terminal_s)
     app.cleanup_ctx.extend([_store, _engine(registry, configured), _notifier, _retention])
     app.on_shutdown.extend([_drain, _end_streams])
     add_routes(app)

@@ -11,6 +11,7 @@ from ..store import JobStore
 from .hub import Hub
 from .metrics import Metrics
 from .ratelimit import RateLimiter
+from .rendered import RenderedJobs
 from .repeatlog import RepeatLog
 from .slots import Slots
 from .tokens import TokenTable
@@ -28,3 +29,5 @@ REPEATS = web.AppKey("repeats", RepeatLog)
 STREAMS = web.AppKey("streams", Slots)
 #: the long polls (requests waiting for a job's end) running now, by token
 LONG_POLLS = web.AppKey("long_polls", Slots)
+#: the rendered answers of terminal jobs (``rendered``)
+RENDERED = web.AppKey("rendered", RenderedJobs)

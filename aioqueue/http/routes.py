@@ -18,8 +18,9 @@ from ..models import JobState, iso_ms
 from ..notify import check_callback_url, check_email
 from . import params
 from .auth import admit, creator_of, owner_of, principal_of
-from .keys import ENGINE, LONG_POLLS, METRICS, SETTINGS, TOKENS
+from .keys import ENGINE, LONG_POLLS, METRICS, RENDERED, SETTINGS, TOKENS
 from .mount import HEALTH_PATH, HEALTH_ROUTE, JOBS_PATH, job_base, prefix
+from .rendered import render
 from .responses import json_response
 from .workflow import submit_workflow
 
@@ -40,14 +41,18 @@ def _long_poll(request: web.Request, wait_s: float) -> contextlib.AbstractContex
 def _job_answer(request: web.Request, job: Any, status: int | None = None,
                 headers: dict[str, str] | None = None) -> web.Response:
     base = job_base(request)
-    body = job.to_dict(base_path=base, with_input=params.with_input(request))
+    if params.with_input(request):
+        body = render(job, base, with_input=True)
+    else:
+        body = request.app[RENDERED].body(job, base)
     if status is None:
         status = 200 if job.terminal else 202
     if status == 202:
         headers = dict(headers or {})
         headers["Location"] = f"{base}{job.id}"
         headers["Retry-After"] = str(request.app[SETTINGS].server.retry_after_s)
-    return json_response(body, status, headers)
+    return web.Response(body=body, status=status, headers=headers,
+                        content_type="application/json")
 
 
 # -------------------------------------------------------------------- handlers
@@ -120,6 +125,14 @@ async def get_job(request: web.Request) -> web.Response:
     """GET /async-process/{id}, optionally a long poll with ``return_timeout``."""
     job_id = params.job_id(request)
     wait_s, _ = params.wait_s(request)
+    if "fields" not in request.query:
+        # an ended job's answer, kept: it never changes (``rendered``)
+        kept = request.app[RENDERED].lookup(job_id, job_base(request))
+        if kept is not None:
+            owner = owner_of(request)
+            if owner is not None and kept.owner != owner:
+                raise JobNotFound("no such job")
+            return web.Response(body=kept.body, content_type="application/json")
     with _long_poll(request, wait_s):
         job = await request.app[ENGINE].wait(job_id, wait_s, owner=owner_of(request))
     if job is None:
@@ -170,7 +183,9 @@ async def resume_job(request: web.Request) -> web.Response:
 
 async def delete_job(request: web.Request) -> web.Response:
     """DELETE /async-process/{id}: 204 for a terminal job, 409 for an active one."""
-    await request.app[ENGINE].delete(params.job_id(request), owner=owner_of(request))
+    job_id = params.job_id(request)
+    await request.app[ENGINE].delete(job_id, owner=owner_of(request))
+    request.app[RENDERED].drop(job_id)
     return web.Response(status=204)
 
 

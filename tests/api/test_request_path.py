@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 import textwrap
 
+import pytest
+
 from aioqueue.config import Settings
 from aioqueue.http.app import create_app
+from aioqueue.http.keys import STORE
+from aioqueue.http.rendered import RenderedJobs
+from aioqueue.models import Job, JobState, now_ms
+from tests.api.authclients import auth
 
 _SCRIPT = textwrap.dedent("""
     import asyncio, sys
@@ -42,3 +49,97 @@ def test_prometheus_client_is_loaded_at_the_first_scrape_only(tmp_path):
 def test_the_app_runs_one_middleware():
     app = create_app(Settings())
     assert len(app.middlewares) == 1
+
+
+# ------------------------------------------------------------ kept answers of ended jobs
+
+async def _ended(client, process="echo", headers=None) -> dict:
+    resp = await client.post(f"/async-process/?process={process}&return_timeout=5", json=7,
+                             headers=headers)
+    assert resp.status == 200, await resp.text()
+    return await resp.json()
+
+
+def _count_reads(app, monkeypatch) -> list[str]:
+    store, reads = app[STORE], []
+    real = store.get
+
+    async def get(job_id, **kwargs):
+        reads.append(job_id)
+        return await real(job_id, **kwargs)
+
+    monkeypatch.setattr(store, "get", get)
+    return reads
+
+
+async def test_an_ended_job_is_answered_without_reading_the_store(client, backend, monkeypatch):
+    if backend != "sqlite":
+        pytest.skip("only a store no other server writes keeps answers")
+    job = await _ended(client)
+    reads = _count_reads(client.server.app, monkeypatch)
+    first = await client.get(f"/async-process/{job['id']}")
+    again = await client.get(f"/async-process/{job['id']}?return_timeout=5")
+    assert first.status == again.status == 200
+    assert await first.json() == await again.json() == job
+    assert first.headers["Content-Type"] == again.headers["Content-Type"] == "application/json"
+    assert reads == []
+    # the input is not kept with the answer: asking for it reads the store
+    with_input = await client.get(f"/async-process/{job['id']}?fields=input")
+    assert (await with_input.json())["input"] == 7
+    assert reads == [job["id"]]
+
+
+async def test_a_deleted_job_is_not_answered_from_memory(client):
+    job = await _ended(client)
+    assert (await client.get(f"/async-process/{job['id']}")).status == 200
+    assert (await client.delete(f"/async-process/{job['id']}")).status == 204
+    resp = await client.get(f"/async-process/{job['id']}")
+    assert resp.status == 404
+    assert (await resp.json())["error"]["code"] == "not_found"
+
+
+async def test_a_job_retention_may_have_purged_is_read_from_the_store(make_client):
+    client = await make_client(retention={"terminal_s": 0.05, "interval_s": 3600})
+    job = await _ended(client)
+    assert (await client.get(f"/async-process/{job['id']}")).status == 200
+    store, loop = client.server.app[STORE], asyncio.get_running_loop()
+    deadline = loop.time() + 5
+    while not await store.purge(now_ms() - 50, 10):  # as the retention task does
+        assert loop.time() < deadline, "the job was never old enough to purge"
+        await asyncio.sleep(0.01)
+    assert (await client.get(f"/async-process/{job['id']}")).status == 404
+
+
+async def test_another_clients_kept_job_is_404(auth_client):
+    job = await _ended(auth_client, headers=auth("alice"))
+    mine = await auth_client.get(f"/async-process/{job['id']}", headers=auth("alice"))
+    theirs = await auth_client.get(f"/async-process/{job['id']}", headers=auth("bob"))
+    admin = await auth_client.get(f"/async-process/{job['id']}", headers=auth("root"))
+    assert (mine.status, theirs.status, admin.status) == (200, 404, 200)
+
+
+async def test_on_a_shared_store_a_delete_by_another_server_is_seen(client, backend):
+    if backend != "postgres":
+        pytest.skip("PostgreSQL: another server deletes without telling this one")
+    job = await _ended(client)
+    assert (await client.get(f"/async-process/{job['id']}")).status == 200
+    # as another server sharing the database would, past this server's HTTP routes
+    assert await client.server.app[STORE].delete(job["id"])
+    assert (await client.get(f"/async-process/{job['id']}")).status == 404
+
+
+def test_the_kept_answers_are_bounded():
+    kept = RenderedJobs(entries=2, retention_s=0)
+    jobs = [Job(id=f"{n:032x}", process="echo", state=JobState.SUCCESS, input=b"1",
+                result=b"1", error=None, progress=None, attempts=1, max_attempts=1,
+                priority=0, created_at_ms=1, scheduled_at_ms=1, started_at_ms=1,
+                ended_at_ms=2) for n in range(3)]
+    for job in jobs:
+        kept.body(job, "/async-process/")
+    kept.lookup(jobs[1].id, "/async-process/")
+    assert len(kept) == 2
+    assert kept.lookup(jobs[0].id, "/async-process/") is None  # the least recently used
+    assert kept.lookup(jobs[2].id, "/async-process/") is not None
+    running = jobs[0].evolve(state=JobState.RUNNING, ended_at_ms=None)
+    kept.body(running, "/async-process/")
+    assert kept.lookup(running.id, "/async-process/") is None  # only ended jobs are kept
