@@ -54,6 +54,8 @@ class JobControl(StoreListener):
 
     async def wait(self, job_id: str, timeout_s: float, *, owner: str | None = None) -> Job | None:
         """The job once terminal, or as it stands after ``timeout_s``; None if there is none."""
+        if timeout_s <= 0:  # no Future for a plain read
+            return await self.store.get(job_id, owner=owner)
         waiter = self.waiters.add(job_id)
         try:
             job = await self.store.get(job_id, owner=owner)

@@ -77,7 +77,8 @@ class Submitter:
         waiter = self.waiters.add(job.id) if wait_s > 0 else None
         try:
             try:
-                # shielded: a caller that goes away must not stop the job's follow-up
+                # shielded: a caller that goes away must not cancel the insert (its
+                # follow-up is the insert's callback)
                 await asyncio.shield(self._store(job))
             except DuplicateJob:  # the same key committed first, in this batch or before
                 return await self._first_of_key(request, request_hash, wait_s)
@@ -129,23 +130,37 @@ class Submitter:
             depends_on=request.depends_on,
         )
 
-    async def _store(self, job: Job) -> None:
-        """Insert ``job``; once committed, hand it to its worker or tell the dispatcher."""
-        handoff = job.state is JobState.RUNNING
+    def _store(self, job: Job) -> asyncio.Future:
+        """Insert ``job``; once committed, hand it to its worker or tell the dispatcher.
+
+        The follow-up is the insert's done callback, not a Task of its own: it runs whether
+        or not the caller still waits."""
         try:
-            await self.backlog.insert(1, lambda: self.store.insert([job]))
+            stored = self.store.insert_soon([job])
         except BaseException as exc:
-            if handoff:
-                self.pool.unreserve()
-            if isinstance(exc, Unavailable):
-                self.health.failed()
+            self._not_stored(job, exc)
             raise
+        stored.add_done_callback(lambda _: self._stored(job, stored))
+        return stored
+
+    def _stored(self, job: Job, stored: asyncio.Future) -> None:
+        exc = asyncio.CancelledError() if stored.cancelled() else stored.exception()
+        if exc is not None:
+            self._not_stored(job, exc)
+            return
         self.health.succeeded()
         self.observers.submitted(job)
-        if handoff:
+        if job.state is JobState.RUNNING:
             self.pool.launch(job)
         else:
             self.dispatcher.note_queued(job.scheduled_at_ms)
+
+    def _not_stored(self, job: Job, exc: BaseException) -> None:
+        self.backlog.release(1)
+        if job.state is JobState.RUNNING:
+            self.pool.unreserve()
+        if isinstance(exc, Unavailable):
+            self.health.failed()
 
     async def store_many(self, jobs: list[Job]) -> None:
         """Store queued jobs (a workflow's) in one transaction, all or none."""

@@ -30,6 +30,7 @@ overwrite the attempt that replaced it (the write then answers as a lost race).
 from __future__ import annotations
 
 import abc
+import asyncio
 import os
 import socket
 from collections.abc import Collection, Mapping, Sequence
@@ -161,6 +162,14 @@ class JobStore(abc.ABC):
         ``details: {"parent": id}``, with its notices, and so on down the chain. A parent
         that has ended already counts at once, in the insert's own commit.
         """
+
+    def insert_soon(self, jobs: Sequence[Job]) -> asyncio.Future:
+        """``insert``, as a future that settles as its call would return or raise.
+
+        Cancelling the future does not stop the write. A backend that can queue the rows
+        at once overrides this to spare a submit its own Task (the default makes one).
+        """
+        return asyncio.ensure_future(self.insert(jobs))
 
     # ---------------------------------------------------------------- the workers' side
 

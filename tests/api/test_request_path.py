@@ -143,3 +143,41 @@ def test_the_kept_answers_are_bounded():
     running = jobs[0].evolve(state=JobState.RUNNING, ended_at_ms=None)
     kept.body(running, "/async-process/")
     assert kept.lookup(running.id, "/async-process/") is None  # only ended jobs are kept
+
+
+# ------------------------------------------------------------ no Task of ours per request
+
+class _OurTasks:
+    """Counts the Tasks made for aioqueue's own coroutines while installed (aiohttp's one
+    Task per request is not ours to save)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.names: list[str] = []
+        self._loop, self._previous = loop, loop.get_task_factory()
+        loop.set_task_factory(self._make)
+
+    def _make(self, loop, coro, **kwargs):
+        code = getattr(coro, "cr_code", None)
+        if code is not None and "/aioqueue/" in code.co_filename:
+            self.names.append(code.co_qualname)
+        if self._previous is not None:
+            return self._previous(loop, coro, **kwargs)
+        return asyncio.Task(coro, loop=loop, **kwargs)
+
+    def close(self) -> None:
+        self._loop.set_task_factory(self._previous)
+
+
+async def test_submits_and_gets_make_no_task_of_their_own(client):
+    ended = await _ended(client)
+    tasks = _OurTasks(asyncio.get_running_loop())
+    try:
+        for _ in range(3):
+            resp = await client.post("/async-process/?process=echo&delay=60", json=1)
+            assert resp.status == 202
+            queued = await resp.json()
+            for job in (queued, ended):
+                assert (await client.get(f"/async-process/{job['id']}")).status == 200
+    finally:
+        tasks.close()
+    assert tasks.names == []

@@ -272,6 +272,10 @@ class SQLiteStore(ControlQueries, OutboxQueries, TransferQueries, ScheduleQuerie
         """
         await self._queue_insert(jobs)
 
+    def insert_soon(self, jobs: Sequence[Job]) -> asyncio.Future:
+        """The rows are queued for the next commit before this returns (no Task)."""
+        return self._queue_insert(jobs)
+
     def _queue_insert(self, jobs: Sequence[Job]) -> asyncio.Future:
         """Queue new rows for the next commit; the future is settled once it is done."""
         if self._closing:
