@@ -72,9 +72,10 @@ def stop(proc: subprocess.Popen, sig: int = signal.SIGTERM, timeout_s: float = 2
 
 
 @contextmanager
-def hello_server() -> Iterator[str]:
+def hello_server(loop: str = "asyncio") -> Iterator[str]:
     port = free_port()
-    with server([sys.executable, str(HERE / "hello.py"), str(port)], f"http://127.0.0.1:{port}/"):
+    with server([sys.executable, str(HERE / "hello.py"), str(port), loop],
+                f"http://127.0.0.1:{port}/"):
         yield f"http://127.0.0.1:{port}"
 
 

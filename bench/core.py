@@ -2,6 +2,7 @@
 
 Starts each server as a subprocess and loads it with wrk from the same machine, in one run:
   python bench/core.py [--seconds 10] [--connections 64] [--db postgresql://user:pw@host/db]
+                       [--loop asyncio|uvloop]
 Each aioqueue server runs on a fresh SQLite file, or with ``--db`` on a fresh database made on
 that PostgreSQL server (and dropped after). Prints the figures as a table; nothing is asserted.
 """
@@ -9,6 +10,7 @@ that PostgreSQL server (and dropped after). Prints the figures as a table; nothi
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sqlite3
 import time
@@ -16,7 +18,7 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 
-from _harness import aioqueue_server, hello_server, is_postgres, wrk
+from _harness import UNLIMITED, aioqueue_server, hello_server, is_postgres, wrk
 
 TERMINAL = ("success", "failure")
 COUNT_SQL = "SELECT count(*), count(*) FILTER (WHERE state IN ('success', 'failure')) FROM jobs"
@@ -52,13 +54,17 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--db", metavar="postgresql://...",
                         help="run aioqueue on this PostgreSQL server instead of SQLite")
+    parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio",
+                        help="the event loop of both servers (uvloop: pip install uvloop)")
     args = parser.parse_args()
     if args.db and not is_postgres(args.db):
         parser.error("--db takes a postgresql:// URL; without it each server gets a SQLite file")
     s, c = args.seconds, args.connections
+    config = UNLIMITED + f'[server]\nevent_loop = "{args.loop}"\n'
+    aioqueue = functools.partial(aioqueue_server, pg=args.db, config=config)
     rows: list[tuple[str, str]] = []
 
-    with hello_server() as url:
+    with hello_server(args.loop) as url:
         ceiling = wrk(f"{url}/async-process/?process=echo", connections=c, seconds=s,
                       method="POST", body='{"a": 1}')
         rows.append(("hello-world ceiling (POST, req/s)", f"{ceiling['rps']:.0f}"))
@@ -67,7 +73,7 @@ def main() -> None:
         rows.append(("hello-world 1 client p50 / p99 (ms)",
                      f"{hello_1['p50_ms']:.2f} / {hello_1['p99_ms']:.2f}"))
 
-    with aioqueue_server(pg=args.db) as (url, db, _):
+    with aioqueue() as (url, db, _):
         submit = wrk(f"{url}/async-process/?process=echo&delay=86400", connections=c, seconds=s,
                      method="POST", body='{"a": 1}')
         rows.append(("durable submit, 202 path (req/s)",
@@ -75,7 +81,7 @@ def main() -> None:
         rows.append(("durable submit p50 / p99 (ms)",
                      f"{submit['p50_ms']:.2f} / {submit['p99_ms']:.2f}"))
 
-    with aioqueue_server(pg=args.db) as (url, db, _):
+    with aioqueue() as (url, db, _):
         started = time.monotonic()
         e2e = wrk(f"{url}/async-process/?process=echo", connections=c, seconds=s,
                   method="POST", body='{"a": 1}')
@@ -84,7 +90,7 @@ def main() -> None:
         rows.append(("end-to-end no-op jobs/s (submit to terminal)",
                      f"{total / (finished - started):.0f} ({total} jobs)"))
 
-    with aioqueue_server(pg=args.db) as (url, db, _):
+    with aioqueue() as (url, db, _):
         for clients in (1, 32):
             rt = wrk(f"{url}/async-process/?process=echo&return_timeout=5", connections=clients,
                      seconds=s, method="POST", body='{"a": 1}')

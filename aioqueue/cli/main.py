@@ -116,10 +116,11 @@ def _serve(args: argparse.Namespace) -> int:
 
     configure_logs(settings.server.log_level, settings.server.log_format)
     module_folders(args.config)
-    from ..http.app import serve
+    from ..http.app import loop_factory, serve
 
     try:
-        asyncio.run(serve(settings))
+        with asyncio.Runner(loop_factory=loop_factory(settings.server.event_loop)) as runner:
+            runner.run(serve(settings))
     except KeyboardInterrupt:
         return 130
     except Exception as exc:  # noqa: BLE001 - every start failure is one line, exit 2

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from aiohttp import web
 
 from ..config import Settings
+from ..errors import ConfigError
 from ..engine import Engine, Registry
 from ..engine.retention import Retention
 from ..engine.schedspec import ScheduleSpec
@@ -151,6 +152,21 @@ def aioqueue_app(settings: Settings | None = None,
     return app
 
 
+def loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """The event loop ``serve`` runs on: uvloop's when ``choice`` is "uvloop", or "auto"
+    and uvloop is installed; None for asyncio's own (see docs/decisions.md for the figures)."""
+    if choice == "asyncio":
+        return None
+    try:
+        import uvloop
+    except ImportError:
+        if choice == "uvloop":
+            raise ConfigError("server.event_loop is uvloop, which is not installed: "
+                              "pip install 'aioqueue[uvloop]'") from None
+        return None
+    return uvloop.new_event_loop
+
+
 async def serve(settings: Settings) -> None:
     """Run until SIGTERM or SIGINT, then drain: refuse new jobs, finish or re-queue the rest.
 
@@ -178,8 +194,8 @@ async def serve(settings: Settings) -> None:
         site = web.TCPSite(runner, settings.server.host, settings.server.port)
         await site.start()
         for host, port in (a[:2] for a in runner.addresses):
-            log.info("aioqueue listening on http://%s:%d (database %s)",
-                     host, port, location)
+            log.info("aioqueue listening on http://%s:%d (database %s, %s event loop)",
+                     host, port, location, type(loop).__module__.split(".")[0])
         await stop.wait()
         log.info("stopping: draining jobs for up to %.1f s", settings.server.shutdown_grace_s)
     finally:

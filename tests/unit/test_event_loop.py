@@ -1,0 +1,39 @@
+"""``server.event_loop``: which loop ``aioqueue serve`` runs on."""
+
+from __future__ import annotations
+
+import sys
+import types
+
+import pytest
+
+from aioqueue.errors import ConfigError
+from aioqueue.http.app import loop_factory
+
+
+def _installed(monkeypatch) -> object:
+    fake = types.ModuleType("uvloop")
+    fake.new_event_loop = object()
+    monkeypatch.setitem(sys.modules, "uvloop", fake)
+    return fake.new_event_loop
+
+
+def _missing(monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "uvloop", None)  # import raises ImportError
+
+
+def test_auto_takes_uvloop_when_it_is_installed(monkeypatch):
+    new_event_loop = _installed(monkeypatch)
+    assert loop_factory("auto") is new_event_loop
+    assert loop_factory("asyncio") is None
+
+
+def test_auto_falls_back_to_asyncio_without_uvloop(monkeypatch):
+    _missing(monkeypatch)
+    assert loop_factory("auto") is None
+
+
+def test_asking_for_uvloop_without_it_is_a_start_failure(monkeypatch):
+    _missing(monkeypatch)
+    with pytest.raises(ConfigError, match="uvloop"):
+        loop_factory("uvloop")
