@@ -17,6 +17,7 @@ so a page served from one of them can use the API with a token.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from urllib.parse import urlsplit
 
@@ -39,9 +40,11 @@ class MisdirectedRequest(AioqueueError):
     code = "misdirected_request"
 
 
+@functools.lru_cache(maxsize=256)
 def _hostname(host: str) -> str:
     """The name or address of a ``Host`` value, without port or brackets, lower case;
-    empty when the value is malformed (a port that is not digits, text after ``]``)."""
+    empty when the value is malformed (a port that is not digits, text after ``]``).
+    Remembered: a server is reached under few names, and this runs on every request."""
     host = host.strip().lower()
     if host.startswith("["):
         name, _, rest = host[1:].partition("]")
@@ -109,8 +112,9 @@ class BrowserGuard:
             if origin is not None and not self.origin_allowed(request, origin):
                 raise Forbidden("cross-site requests that change state are refused; list the "
                                 "origin in [server] cors_origins to allow it")
-            if request.method == "POST" and request.content_type != _JSON \
-                    and not request.content_type.endswith("+json"):
+            content_type = request.content_type
+            if request.method == "POST" and content_type != _JSON \
+                    and not content_type.endswith("+json"):
                 raise web.HTTPUnsupportedMediaType()
         return None
 

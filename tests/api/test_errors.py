@@ -26,6 +26,7 @@ async def test_an_unexpected_exception_is_a_bare_500(auth_client, monkeypatch, c
         raise RuntimeError(SECRET)
 
     monkeypatch.setattr(store, "insert", broken_insert)
+    monkeypatch.setattr(store, "insert_soon", broken_insert)  # a submit's way in
     with caplog.at_level(logging.ERROR):
         resp = await auth_client.post("/async-process/?process=echo", json=1,
                                       headers=auth("alice"))
