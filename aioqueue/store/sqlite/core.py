@@ -26,7 +26,7 @@ from ...models import ACTIVE, ErrorCode, Job, JobState, error_json, sources
 from ..base import JobStore
 from ..common import newer_schema, settle
 from .checkpoints import Checkpointer
-from .groupcommit import Batch, Insert, Write, group_writes, quietly
+from .groupcommit import Batch, Insert, Step, Write, group_writes, quietly, run_steps
 from .outbox import OutboxQueries
 from .transfer import TransferQueries
 from .schedules import ScheduleQueries
@@ -181,34 +181,36 @@ class SQLiteStore(ControlQueries, OutboxQueries, TransferQueries, ScheduleQuerie
     async def _commit(self, batch: Batch) -> None:
         """Run a batch as one transaction; each write gets its own result or error.
 
-        The statements are handed to aiosqlite's thread all at once (gather keeps their
-        order), so a batch costs one round trip to the thread rather than one per write.
+        The whole batch is one call on aiosqlite's thread (``run_steps``): one hand-off
+        there and one wake-up back per commit, however many statements it holds.
         """
         conn = self._writer
         assert conn is not None
-        steps: list[Any] = []
+        steps: list[Step] = []
         new_rows = [row for insert in batch.inserts for row in insert.rows]
         if new_rows:
             # new jobs first: a later write of the same batch may already refer to one
-            steps.append(conn.executemany(_INSERT, new_rows))
+            steps.append(("many", _INSERT, new_rows))
         units = group_writes(batch.writes)
         for unit in units:
             first = unit[0]
             if first.fetch:
-                steps.append(conn.execute_fetchall(first.sql, first.params))
+                steps.append(("fetch", first.sql, first.params))
             elif first.grouped:
-                steps.append(conn.executemany(first.sql, [w.params for w in unit]))
+                steps.append(("many", first.sql, [w.params for w in unit]))
             else:
-                steps.append(conn.execute(first.sql, first.params))
+                steps.append(("one", first.sql, first.params))
         if batch.progress:
-            steps.append(
-                conn.executemany(
-                    "UPDATE jobs SET progress = ? WHERE id = ? AND state IN ('running', 'paused')",
-                    [(p, i) for i, p in batch.progress.items()],
-                )
-            )
-        steps.append(conn.commit())
-        outcomes = await asyncio.gather(*steps, return_exceptions=True)
+            steps.append((
+                "many",
+                "UPDATE jobs SET progress = ? WHERE id = ? AND state IN ('running', 'paused')",
+                [(p, i) for i, p in batch.progress.items()],
+            ))
+        try:
+            # aiosqlite's own way to run a function on its connection's thread
+            outcomes = await conn._execute(run_steps, conn._conn, steps)
+        except Exception as exc:  # the connection is gone
+            outcomes = [exc]
         failed = outcomes[-1]
         if new_rows and isinstance(outcomes[0], BaseException):
             failed = outcomes[0]
@@ -224,7 +226,7 @@ class SQLiteStore(ControlQueries, OutboxQueries, TransferQueries, ScheduleQuerie
         if batch.progress_done is not None:
             settle(batch.progress_done, None)
         if new_rows:
-            await self._settle_inserts(batch.inserts, outcomes[0].rowcount, len(new_rows))
+            await self._settle_inserts(batch.inserts, outcomes[0], len(new_rows))
             outcomes = outcomes[1:]
         for unit, outcome in zip(units, outcomes):
             first = unit[0]
@@ -233,12 +235,10 @@ class SQLiteStore(ControlQueries, OutboxQueries, TransferQueries, ScheduleQuerie
             elif isinstance(outcome, BaseException):
                 log.error("write failed: %s: %r", first.sql.split("(")[0], outcome)
                 result = Unavailable("storage unavailable")
-            elif first.fetch:
-                result = list(outcome)
             elif first.grouped:
-                result = 1 if outcome.rowcount == len(unit) else None
+                result = 1 if outcome == len(unit) else None
             else:
-                result = outcome.rowcount
+                result = outcome
             for write in unit:
                 settle(write.future, result)
 

@@ -47,6 +47,36 @@ class Batch:
         return bool(self.inserts or self.writes or self.progress)
 
 
+#: one statement of a batch: ("one" | "many" | "fetch", its SQL, its parameters)
+Step = tuple[str, str, Any]
+
+
+def run_steps(conn: sqlite3.Connection, steps: list[Step]) -> list[Any]:
+    """On the writer's thread: every statement of a batch in order, then the commit.
+
+    Returns one outcome per step (the rowcount, or the rows of a "fetch", or the exception
+    it raised: the steps after it still run, as each write is answered on its own) and
+    last the commit's (None, or its exception).
+    """
+    outcomes: list[Any] = []
+    for kind, sql, params in steps:
+        try:
+            if kind == "fetch":
+                outcomes.append(conn.execute(sql, params).fetchall())
+            elif kind == "many":
+                outcomes.append(conn.executemany(sql, params).rowcount)
+            else:
+                outcomes.append(conn.execute(sql, params).rowcount)
+        except Exception as exc:
+            outcomes.append(exc)
+    try:
+        conn.commit()
+        outcomes.append(None)
+    except Exception as exc:
+        outcomes.append(exc)
+    return outcomes
+
+
 def group_writes(writes: list[Write]) -> list[list[Write]]:
     """Writes in order, except that grouped writes of one SQL join the first of them."""
     units: list[list[Write]] = []
