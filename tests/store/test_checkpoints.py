@@ -47,8 +47,14 @@ async def test_the_wal_starts_over_while_the_writer_keeps_writing(tmp_path):
     try:
         for _ in range(2000):  # one row a commit: some 11,000 WAL pages if never started over
             await store.insert([make_job()])
-        assert store._checkpoints.runs >= 5
-        assert os.path.getsize(path + "-wal") < 4000 * PAGE
+        # the thread ran (wakes that come while it copies fold into one: fewer under load)
+        assert store._checkpoints.runs >= 2
+        # each start-over of the WAL adds one to the checkpoint sequence in its header
+        with open(path + "-wal", "rb") as wal:
+            assert int.from_bytes(wal.read(16)[12:16], "big") >= 2
+        # how far it grows between two depends on how soon the thread gets a CPU: under
+        # load (6-8 on two cores) 2,000-4,600 pages were seen, 11,000 if never started over
+        assert os.path.getsize(path + "-wal") < 8000 * PAGE
     finally:
         await store.close()
     with sqlite3.connect(path) as conn:
