@@ -1,9 +1,10 @@
 """What the idle server leaves unloaded: jsonschema, the OpenAPI builder, the mail modules,
-the HTTP client of the client commands, the dashboard's file readers, cronsim and zoneinfo.
+the HTTP client of the client commands, the dashboard's file readers, cronsim and zoneinfo,
+prometheus_client.
 
 Each is imported when first needed (a submission to a process with a schema, a GET of
-/openapi.json, an e-mail, a client command, a GET of /ui, a schedule), so a server that
-only waits costs less memory and starts sooner.
+/openapi.json, an e-mail, a client command, a GET of /ui, a schedule, a scrape of
+/metrics), so a server that only waits costs less memory and starts sooner.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ def test_the_started_server_imports_them_only_when_first_needed(tmp_path):
 #: never needed by ``aioqueue serve`` until a request asks (a module or a package's prefix)
 NOT_AT_START = ("jsonschema", "smtplib", "aioqueue.http.openapi", "aioqueue.client",
                 "aioqueue.cli.client", "aioqueue.store.copy", "importlib.resources", "cronsim",
-                "zoneinfo")
+                "zoneinfo", "prometheus_client")
 
 SERVE = textwrap.dedent("""
     import sys
