@@ -205,14 +205,21 @@ async def _until(http: aiohttp.ClientSession, url: str, running: int) -> None:
     raise RuntimeError(f"{running} jobs never ran at once")
 
 
-async def _open_sockets(pid: int) -> int:
-    return sum(1 for fd in Path(f"/proc/{pid}/fd").iterdir()
-               if os.readlink(fd).startswith("socket:"))
+def _connected(port: int) -> int:
+    """Established TCP connections the server on ``port`` holds (its own ends only: a
+    connection just closed, such as the start's /health check, no longer counts)."""
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if int(fields[1].rpartition(":")[2], 16) == port and fields[3] == "01":
+                count += 1
+    return count
 
 
 async def loaded(url: str, pid: int) -> tuple[int, int]:
     """RSS (KiB) with LOAD sleep jobs running, then with LOAD long polls open as well."""
-    listening = await _open_sockets(pid)  # before any client connects
+    port = int(url.rpartition(":")[2])
     async with aiohttp.ClientSession() as http:
         async with http.post(f"{url}/async-process/bulk?process=sleep",
                              json={"items": [{"seconds": 300}] * LOAD}) as resp:
@@ -231,11 +238,11 @@ async def loaded(url: str, pid: int) -> tuple[int, int]:
         polls = [asyncio.create_task(poll()) for _ in range(LOAD)]
         try:
             deadline = time.monotonic() + 60
-            while await _open_sockets(pid) < listening + LOAD:
+            while _connected(port) < LOAD:
                 if time.monotonic() > deadline:
                     ended = [t for t in polls if t.done()]
                     raise RuntimeError(
-                        f"{await _open_sockets(pid) - listening} of {LOAD} long polls connected; "
+                        f"{_connected(port)} of {LOAD} long polls connected; "
                         f"{len(ended)} ended: {ended[0].exception() if ended else None!r}")
                 await asyncio.sleep(0.1)
             polls_kb = rss_kb(pid)
