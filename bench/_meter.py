@@ -3,9 +3,9 @@ of the PostgreSQL backends serving the bench database (from /proc), the statemen
 servers sent (counted in each server by bench/_node.py) and the transactions PostgreSQL
 counted for the database (``pg_stat_database``).
 
-The PostgreSQL processes every database shares (WAL writer, checkpointer, autovacuum
-launcher) are left out: other databases use them too. The meter's own queries are
-subtracted from the transaction count.
+Only client backends count: the WAL writer and checkpointer serve every database, and an
+autovacuum worker of this one would count only if it happened to be running when a phase
+ended. The meter's own queries are subtracted from the transaction count.
 """
 
 from __future__ import annotations
@@ -81,7 +81,7 @@ class Meter:
             time.sleep(STATS_LAG_S)
         pids = self.conn.execute(
             "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
-            "AND pid <> pg_backend_pid()").fetchall()
+            "AND backend_type = 'client backend' AND pid <> pg_backend_pid()").fetchall()
         xacts = self.conn.execute(
             "SELECT xact_commit + xact_rollback FROM pg_stat_database "
             "WHERE datname = current_database()").fetchone()[0]

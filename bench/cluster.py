@@ -10,8 +10,9 @@ is spread evenly over the servers, one wrk per server, 64 connections in all:
 - **end to end**: ``--jobs`` echo jobs, timed until the last one's end is stored;
 - **return_timeout**: 16 connections that each submit and wait for the end, for
   ``--seconds``: requests/s, p50 and p99 (the wrk distributions merged);
-- **submit only**: jobs due in an hour, for ``--seconds``; then again on a fresh database
-  with every NOTIFY dropped (peers' pitfall 8: does a notifying commit throttle inserts?).
+- **submit only**: jobs due in an hour, for ``--seconds``; then end to end and submit only
+  again on a fresh database with every NOTIFY dropped (peers' pitfall 8: does a notifying
+  commit throttle inserts? and what do the other servers' reactions to notices cost?).
 Beside each, per job: CPU of the servers and of the database's backends, and statements
 (counted in the servers) and transactions (PostgreSQL's count) — the inputs of
 docs/scaling.md. Then peers' pitfall 7 on one server: the end-to-end rate, 10 s at a
@@ -181,6 +182,7 @@ def main() -> None:
                     urls, meter, "process=echo&delay=3600", CONNECTIONS, args.seconds)))
         with pg_database(args.db, f"cluster{n}q") as db, \
                 cluster(db, n, args.workers, no_notify=True) as (urls, meter):
+            rows.append((n, "e2e, no NOTIFY", end_to_end(urls, meter, args.jobs, args.timeout)))
             rows.append((n, "submit, no NOTIFY", timed(
                 urls, meter, "process=echo&delay=3600", CONNECTIONS, args.seconds)))
     report(rows)
@@ -208,11 +210,11 @@ def report(rows: list[tuple[int, str, dict]]) -> None:
               f"{r['xacts']:>7.1f}  {rate / max(first[workload], 1e-9):.2f}x of {rows[0][0]}"
               + (f", {r['errors']} errors" if r.get("errors") else ""))
     print("req/s: the enqueue rate end to end, else requests answered; jobs/s: jobs ended")
-    submits = {(n, w): r["rps"] for n, w, r in rows if w.startswith("submit")}
-    ratios = ", ".join(
-        f"{n} server(s) {submits[n, 'submit, no NOTIFY'] / submits[n, 'submit only']:.2f}x"
-        for n in sorted({n for n, _ in submits}) if (n, "submit, no NOTIFY") in submits)
-    print(f"submit without NOTIFY / with: {ratios}")
+    rates = {(n, w): r.get("jobs_rps") or r["rps"] for n, w, r in rows}
+    for with_, without in (("end to end", "e2e, no NOTIFY"), ("submit only", "submit, no NOTIFY")):
+        ratios = ", ".join(f"{n} server(s) {rates[n, without] / rates[n, with_]:.2f}x"
+                           for n in sorted({n for n, _ in rates}) if (n, without) in rates)
+        print(f"{with_} without NOTIFY / with: {ratios}")
 
 
 def _cell(value: float | None, width: int, spec: str) -> str:
