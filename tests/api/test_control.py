@@ -205,7 +205,9 @@ async def test_cancel_while_the_job_is_being_claimed_never_runs_it_to_success(ma
     client = await make_client(registry, engine={"workers": 1})
     blocker = await submit(client, "gate")
     await asyncio.wait_for(events["started"].wait(), 5)
-    victim = await submit(client, "echo", "victim")
+    # a victim that takes a moment: a claim riding on the blocker's end is quick, and an
+    # instant one could end before the cancel arrives, which would then race nothing
+    victim = await submit(client, "sleep", {"seconds": 5})
     assert victim["state"] == "queued"
     # freeing the worker starts a claim; the cancel races with it
     loop = asyncio.get_running_loop()

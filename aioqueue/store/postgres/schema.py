@@ -277,20 +277,27 @@ def ending(update: str, returning: str, select: str) -> str:
     ``returning`` must yield ``id, callback_url, notify_email, ended_at_ms`` among its
     columns; ``select`` is what the statement answers, read from those columns.
     """
-    return f"WITH ended AS ({update} RETURNING {returning}), {_NOTICES} SELECT {select} FROM ended"
+    return f"WITH {ending_ctes(update, returning)} SELECT {select} FROM ended"
+
+
+def ending_ctes(update: str, returning: str) -> str:
+    """The common table expressions of ``ending``: ``ended`` and the notices it writes
+    (for a statement that does more than end jobs, ``compose``)."""
+    return f"ended AS ({update} RETURNING {returning}), {_NOTICES}"
 
 
 #: the ends of one moment: $1 ids, $2 states, $3 results, $4 errors, $5 end times, $6 the
 #: claim tokens of the runs that end them: a stale token matches nothing (fencing)
-FINISH_SQL = ending(
+FINISH_UPDATE = (
     f"UPDATE jobs SET state = u.state, result = u.result, error = u.error, {CLEAR_CLAIM}, "
     "ended_at_ms = u.ended_at_ms FROM unnest($1::text[], $2::text[], $3::bytea[], "
     "$4::bytea[], $5::bigint[], $6::text[]) AS u(id, state, result, error, ended_at_ms, claim) "
     f"WHERE jobs.id = u.id AND jobs.state IN ({ACTIVE_SQL}) "
-    "AND jobs.claim IS NOT DISTINCT FROM u.claim",
-    "jobs.id, jobs.callback_url, jobs.notify_email, jobs.ended_at_ms",
-    "id",
+    "AND jobs.claim IS NOT DISTINCT FROM u.claim"
 )
+#: what ``FINISH_UPDATE`` returns for ``ending``
+ENDED_RETURNING = "jobs.id, jobs.callback_url, jobs.notify_email, jobs.ended_at_ms"
+FINISH_SQL = ending(FINISH_UPDATE, ENDED_RETURNING, "id")
 #: the retries and give-backs of one moment: $1 ids, $2 due times, $3 attempts to give back,
 #: $4 claim tokens (as ``FINISH_SQL``'s)
 REQUEUE_SQL = (

@@ -37,8 +37,9 @@ from .writer import Committed, GroupWriter
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-#: connections of the claim-and-purge pool: the dispatcher claims one batch at a time
-ORDERED_POOL_SIZE = 2
+#: connections of the pool that plans without sorts: the group-commit writer (which also
+#: claims for the dispatcher), a batch handler's claim, the purge
+ORDERED_POOL_SIZE = 3
 
 
 class PostgresStore(ControlQueries, TransferQueries, ScheduleQueries, JobStore):
@@ -99,7 +100,7 @@ class PostgresStore(ControlQueries, TransferQueries, ScheduleQueries, JobStore):
         self._ordered = ordered
         self._listener = listener
         self._announcer = Announcer(pool, channel, self.node, self._secrets.scrub)
-        self._writer = GroupWriter(pool, self._committed, self._secrets.scrub,
+        self._writer = GroupWriter(ordered, self._committed, self._secrets.scrub,
                                    node=self.node, lease_ms=self._lease_ms)
         self._heartbeat = Heartbeat(self._run, self.node, self.started_at_ms, self.lease_s,
                                     self.claims, self.listeners, self._announce)
@@ -190,15 +191,15 @@ class PostgresStore(ControlQueries, TransferQueries, ScheduleQueries, JobStore):
         if limit < 1:
             return []
         if caps is None:
-            rows = await self._fetch(CLAIM_SQL, now_ms, limit, self.node, self._lease_ms,
-                                     ordered=True)
+            claiming = self._group().claim(CLAIM_SQL, (now_ms, limit, self.node,
+                                                       self._lease_ms))
         else:
             caps = {name: min(cap, limit) for name, cap in caps.items() if cap > 0}
             if not caps:
                 return []
-            rows = await self._fetch(CLAIM_CAPPED_SQL, now_ms, list(caps), list(caps.values()),
-                                     limit, self.node, self._lease_ms, ordered=True)
-        return self._held(rows)
+            claiming = self._group().claim(CLAIM_CAPPED_SQL, (
+                now_ms, list(caps), list(caps.values()), limit, self.node, self._lease_ms))
+        return self._held(await claiming)
 
     async def claim_process(self, process: str, limit: int, now_ms: int) -> list[Job]:
         if limit < 1:
@@ -206,7 +207,7 @@ class PostgresStore(ControlQueries, TransferQueries, ScheduleQueries, JobStore):
         return self._held(await self._fetch(CLAIM_PROCESS_SQL, now_ms, limit, process,
                                             self.node, self._lease_ms, ordered=True))
 
-    def _held(self, rows: list[asyncpg.Record]) -> list[Job]:
+    def _held(self, rows: Sequence[Sequence[Any]]) -> list[Job]:
         jobs = _in_claim_order(rows)
         self.claims.hold(jobs)
         return jobs
@@ -273,8 +274,13 @@ class PostgresStore(ControlQueries, TransferQueries, ScheduleQueries, JobStore):
         return counts
 
 
-def _in_claim_order(rows: list[asyncpg.Record]) -> list[Job]:
+#: where the claim's order is in a claimed row (``seq`` first, then ``COLUMNS``)
+_PRIORITY, _DUE = (COLUMNS.split(", ").index(name) + 1
+                   for name in ("priority", "scheduled_at_ms"))
+
+
+def _in_claim_order(rows: Sequence[Sequence[Any]]) -> list[Job]:
     """Claimed rows (``seq`` first, the claim token last) as jobs, highest priority first,
     then earliest due."""
-    rows = sorted(rows, key=lambda r: (-r["priority"], r["scheduled_at_ms"], r["seq"]))
+    rows = sorted(rows, key=lambda r: (-r[_PRIORITY], r[_DUE], r[0]))
     return [row_to_job(tuple(row)[1:-1]).evolve(claim=row[-1]) for row in rows]

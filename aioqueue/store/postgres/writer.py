@@ -21,11 +21,14 @@ import asyncpg
 from ...errors import DuplicateJob, Unavailable
 from ...models import Job, JobState
 from ..common import settle
+from .compose import Composer
 from .schema import (
     FINISH_SQL, HANDOFF_SQL, INSERT_SQL, PROGRESS_SQL, REQUEUE_SQL, job_columns,
 )
 
 log = logging.getLogger(__name__)
+#: each caller's future and the answer it gets once its round is committed
+Answers = list[tuple[asyncio.Future, Any]]
 
 
 @dataclass(slots=True)
@@ -40,13 +43,37 @@ class Round:
     #: job id -> (its latest progress, claim token); every reporter waits in ``reported``
     progress: dict[str, tuple[bytes, str | None]] = field(default_factory=dict)
     reported: list[asyncio.Future] = field(default_factory=list)
+    #: the dispatcher's claims: (``CLAIM_SQL`` or ``CLAIM_CAPPED_SQL``, its arguments, future)
+    claims: list[tuple[str, Sequence[Any], asyncio.Future]] = field(default_factory=list)
 
     def __bool__(self) -> bool:
-        return bool(self.inserts or self.ends or self.requeues or self.progress)
+        return bool(self.inserts or self.ends or self.requeues or self.progress or self.claims)
 
     def futures(self) -> list[asyncio.Future]:
         return [f for _, f in self.inserts] + [f for _, f in self.ends.values()] + [
-            f for _, f in self.requeues.values()] + self.reported
+            f for _, f in self.requeues.values()] + self.reported + [
+            f for _, _, f in self.claims]
+
+    def composable(self) -> bool:
+        """Whether one statement may write it all (``compose``): no row is written twice
+        (the ends, retries and progress carry claim tokens, so none is a queued row a claim
+        could take, and they name distinct jobs), and nothing may need undoing or a second
+        statement (a batch that a unique key could half refuse, a hand-off's claim)."""
+        if len(self.claims) > 1:
+            return False
+        for batch, _ in self.inserts:
+            for job in batch:
+                if job.state is JobState.RUNNING and job.claim is not None:
+                    return False
+            if len(batch) > 1 and any(j.idempotency_key or j.schedule for j in batch):
+                return False
+        tokens = [v[-1] for v, _ in self.ends.values()] + [
+            v[-1] for v, _ in self.requeues.values()] + [c for _, c in self.progress.values()]
+        if None in tokens:
+            return False
+        ids = [*self.ends, *self.requeues, *self.progress,
+               *(j.id for batch, _ in self.inserts for j in batch)]
+        return len(ids) == len(set(ids))
 
 
 @dataclass(slots=True)
@@ -112,6 +139,14 @@ class GroupWriter:
             self._round.requeues[job_id] = ((scheduled_at_ms, give_back, claim), future)
         return future
 
+    def claim(self, sql: str, args: Sequence[Any]) -> asyncio.Future:
+        """Answered with the claimed rows (``seq``, the job's columns, the token) once the
+        round that took them is committed: a claim rides on the round that ends the jobs
+        whose workers it refills, instead of paying its own commit."""
+        future = self._future()
+        self._round.claims.append((sql, args, future))
+        return future
+
     def progress(self, job_id: str, progress: bytes, claim: str | None) -> asyncio.Future:
         """Answered None once the latest progress of the round is committed (or refused,
         the claim being stale: progress is a hint, its writer need not know)."""
@@ -136,7 +171,7 @@ class GroupWriter:
                 continue
             current, self._round = self._round, Round()
             try:
-                outcome = await self._commit(current)
+                outcome, answers = await self._commit(current)
             except Exception as exc:  # any failure: these callers hear of it, the next round runs
                 writes = len(current.futures())
                 log.error("commit failed, %d writes lost: %s: %s", writes, type(exc).__name__,
@@ -145,14 +180,56 @@ class GroupWriter:
                     settle(future, Unavailable("storage unavailable"))
                 continue
             self.commits += 1
+            for future, answer in answers:
+                settle(future, answer)
             self._on_commit(outcome)
 
-    async def _commit(self, current: Round) -> Committed:
-        """Write a round in one transaction, answer its callers, say what it changed."""
-        answers: list[tuple[asyncio.Future, Any]] = []
+    async def _commit(self, current: Round) -> tuple[Committed, Answers]:
+        """Write a round in one transaction; say what it changed and what to answer whom."""
+        async with self._pool.acquire() as conn:
+            if current.composable():
+                return await self._composed(conn, current)
+            return await self._in_steps(conn, current)
+
+    async def _composed(self, conn: asyncpg.Connection,
+                        current: Round) -> tuple[Committed, Answers]:
+        """The round as one statement (``compose``): one round trip, one commit."""
+        composer = Composer()
+        jobs = [job for batch, _ in current.inserts for job in batch]
+        if jobs:
+            composer.insert(job_columns(jobs))
+        if current.progress:
+            composer.progress([list(current.progress),
+                               *(list(c) for c in zip(*current.progress.values()))])
+        if current.requeues:
+            composer.requeue([list(current.requeues), *(list(c) for c in zip(
+                *(v for v, _ in current.requeues.values())))])
+        if current.ends:
+            composer.finish([list(current.ends), *(list(c) for c in zip(
+                *(v for v, _ in current.ends.values())))])
+        for sql, args, _ in current.claims:
+            composer.claim(sql, args)
+        said = Composer.answer(await conn.fetch(*_statement(composer)))
+        answers: Answers = []
+        due, undo = _inserted(current.inserts, said.inserted, answers)
+        if undo:  # a row refused by its id alone: nothing else of its batch stays
+            await conn.execute("DELETE FROM jobs WHERE id = ANY($1::text[])", undo)
+        answers += [(future, None) for future in current.reported]
+        moved = {job_id for job_id, _, _ in said.requeued}
+        due += [at for _, state, at in said.requeued if state == "queued"]
+        answers += [(f, i in moved) for i, (_, f) in current.requeues.items()]
+        done = set(said.ended)
+        answers += [(f, i in done) for i, (_, f) in current.ends.items()]
+        answers += [(f, said.claimed) for _, _, f in current.claims]
+        return Committed(min(due) if due else None, said.ended, list(current.progress)), answers
+
+    async def _in_steps(self, conn: asyncpg.Connection,
+                        current: Round) -> tuple[Committed, Answers]:
+        """The round statement by statement, in one transaction."""
+        answers: Answers = []
         due: list[int] = []
         ended: list[str] = []
-        async with self._pool.acquire() as conn, conn.transaction():
+        async with conn.transaction():
             if current.inserts:
                 due += await self._insert(conn, current.inserts, answers)
                 await self._lease_handoffs(conn, current.inserts)
@@ -175,9 +252,9 @@ class GroupWriter:
                 ended = [row[0] for row in rows]
                 done = set(ended)
                 answers += [(f, i in done) for i, (_, f) in current.ends.items()]
-        for future, answer in answers:
-            settle(future, answer)
-        return Committed(min(due) if due else None, ended, list(current.progress))
+            for sql, args, future in current.claims:
+                answers.append((future, list(await conn.fetch(sql, *args))))
+        return Committed(min(due) if due else None, ended, list(current.progress)), answers
 
     async def _lease_handoffs(self, conn: asyncpg.Connection,
                               inserts: list[tuple[Sequence[Job], asyncio.Future]]) -> None:
@@ -192,20 +269,33 @@ class GroupWriter:
     async def _insert(conn: asyncpg.Connection,
                       inserts: list[tuple[Sequence[Job], asyncio.Future]],
                       answers: list[tuple[asyncio.Future, Any]]) -> list[int]:
-        """Insert every new job of the round; a call whose job a unique index refused
-        stores none of its jobs and gets ``DuplicateJob``. Returns the due times of the
-        queued jobs stored."""
+        """Insert every new job of the round (see ``_inserted``); returns the due times of
+        the queued jobs stored."""
         jobs = [job for batch, _ in inserts for job in batch]
         stored = {row[0] for row in await conn.fetch(INSERT_SQL, *job_columns(jobs))}
-        undo: list[str] = []
-        due: list[int] = []
-        for batch, future in inserts:
-            if all(job.id in stored for job in batch):
-                answers.append((future, None))
-                due += [job.scheduled_at_ms for job in batch if job.state is JobState.QUEUED]
-            else:
-                undo += [job.id for job in batch if job.id in stored]
-                answers.append((future, DuplicateJob("a job with this idempotency key exists")))
+        due, undo = _inserted(inserts, stored, answers)
         if undo:
             await conn.execute("DELETE FROM jobs WHERE id = ANY($1::text[])", undo)
         return due
+
+
+def _statement(composer: Composer) -> tuple[Any, ...]:
+    sql, args = composer.statement()
+    return (sql, *args)
+
+
+def _inserted(inserts: list[tuple[Sequence[Job], asyncio.Future]], stored: set[str],
+              answers: list[tuple[asyncio.Future, Any]]) -> tuple[list[int], list[str]]:
+    """Answer each insert call: a call whose job a unique index refused stores none of its
+    jobs and gets ``DuplicateJob``. Returns the due times of the queued jobs stored, and
+    the stored rows of refused calls (to delete)."""
+    undo: list[str] = []
+    due: list[int] = []
+    for batch, future in inserts:
+        if all(job.id in stored for job in batch):
+            answers.append((future, None))
+            due += [job.scheduled_at_ms for job in batch if job.state is JobState.QUEUED]
+        else:
+            undo += [job.id for job in batch if job.id in stored]
+            answers.append((future, DuplicateJob("a job with this idempotency key exists")))
+    return due, undo
