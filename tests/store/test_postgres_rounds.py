@@ -5,21 +5,12 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
-
 from aioqueue.models import JobState, now_ms
 from aioqueue.store.postgres import PostgresStore
 from aioqueue.store.postgres.compose import Composer
 from aioqueue.store.postgres.schema import CLAIM_SQL
 from tests.factories import make_job
-
-
-@pytest.fixture
-async def store(pg_url):
-    store = PostgresStore(pg_url)
-    await store.open()
-    yield store
-    await store.close()
+from tests.store.test_postgres_schema import store  # noqa: F401 (the fixture: one store)
 
 
 #: asyncpg's own queries: it looks up types once on each new connection
