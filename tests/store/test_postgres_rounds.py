@@ -98,3 +98,33 @@ async def test_the_claim_in_a_round_statement_walks_its_one_index(store):
     plan = await store._run(explain, ordered=True)
     assert "Index Scan using jobs_claim on jobs" in plan, plan
     assert "Sort" not in plan, plan
+
+
+async def _round_of(store: PostgresStore, parts: int) -> tuple[list, list[str]]:
+    """One round with the parts whose bits ``parts`` sets: a new job, a progress report,
+    a retry, an end, a claim; returns the answers and the statements sent."""
+    running, progressing, retrying = [make_job() for _ in range(3)]
+    for job in (running, progressing, retrying):
+        await store.insert([job])
+    running, progressing, retrying = await store.claim(3, now_ms())
+    await store.insert([make_job()])  # one to claim
+    writes = [
+        lambda: store.insert([make_job()]),
+        lambda: store.set_progress(progressing, b'{"percent": 5}'),
+        lambda: store.requeue(retrying, scheduled_at_ms=now_ms() + 60_000),
+        lambda: _end(store, running),
+        lambda: store.claim(1, now_ms()),
+    ]
+    sent = await _statements_sent(store)
+    answers = await asyncio.gather(*(write() for bit, write in enumerate(writes)
+                                     if parts & (1 << bit)))
+    return answers, sent
+
+
+async def test_every_mix_of_a_rounds_parts_is_one_valid_statement(store):
+    for parts in range(1, 32):
+        answers, sent = await _round_of(store, parts)
+        assert [s.split()[0] for s in sent] == ["WITH"], (parts, sent)
+        assert all(answer is not False for answer in answers), (parts, answers)
+        if parts & 16:
+            assert len(answers[-1]) == 1, (parts, answers)
