@@ -85,10 +85,13 @@ async def test_a_round_that_would_write_a_row_twice_goes_in_steps(store):
         "BEGIN;", "COMMIT;"], sent
 
 
-async def test_the_claim_in_a_round_statement_walks_its_one_index(store):
+async def test_a_round_statement_finds_its_ends_by_id_and_claims_through_one_index(store):
     await store.insert([make_job(process=f"p{n % 4}", priority=n % 5) for n in range(2000)])
+    await store._run(lambda conn: conn.execute("ANALYZE jobs"))
+    running = await store.claim(16, now_ms())
     composer = Composer()
-    composer.finish([["a"], ["success"], [b"1"], [None], [now_ms()], ["t"]])
+    composer.finish([[j.id for j in running], ["success"] * 16, [b"1"] * 16, [None] * 16,
+                     [now_ms()] * 16, [j.claim for j in running]])
     composer.claim(CLAIM_SQL, (now_ms(), 10, "node", 30_000))
     sql, args = composer.statement()
 
@@ -98,6 +101,8 @@ async def test_the_claim_in_a_round_statement_walks_its_one_index(store):
     plan = await store._run(explain, ordered=True)
     assert "Index Scan using jobs_claim on jobs" in plan, plan
     assert "Sort" not in plan, plan
+    # the ends read their rows by id, never the backlog through the state
+    assert "jobs_state" not in plan, plan
 
 
 async def _round_of(store: PostgresStore, parts: int) -> tuple[list, list[str]]:

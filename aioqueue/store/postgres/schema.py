@@ -286,13 +286,18 @@ def ending_ctes(update: str, returning: str) -> str:
     return f"ended AS ({update} RETURNING {returning}), {_NOTICES}"
 
 
+#: the state tested by the writes of one moment, as an expression no index serves: they
+#: name their rows by id (``jobs_id_key``), and a bare ``state IN (...)`` (no statistics
+#: on ``state``, see the first migration) looks selective enough for the planner to read
+#: the whole backlog through ``jobs_state`` instead, at every round
+_GUARD = "(jobs.state || '')"
 #: the ends of one moment: $1 ids, $2 states, $3 results, $4 errors, $5 end times, $6 the
 #: claim tokens of the runs that end them: a stale token matches nothing (fencing)
 FINISH_UPDATE = (
     f"UPDATE jobs SET state = u.state, result = u.result, error = u.error, {CLEAR_CLAIM}, "
     "ended_at_ms = u.ended_at_ms FROM unnest($1::text[], $2::text[], $3::bytea[], "
     "$4::bytea[], $5::bigint[], $6::text[]) AS u(id, state, result, error, ended_at_ms, claim) "
-    f"WHERE jobs.id = u.id AND jobs.state IN ({ACTIVE_SQL}) "
+    f"WHERE jobs.id = u.id AND jobs.id = ANY($1::text[]) AND {_GUARD} IN ({ACTIVE_SQL}) "
     "AND jobs.claim IS NOT DISTINCT FROM u.claim"
 )
 #: what ``FINISH_UPDATE`` returns for ``ending``
@@ -304,7 +309,8 @@ REQUEUE_SQL = (
     "UPDATE jobs SET state = CASE jobs.state WHEN 'paused' THEN 'paused' ELSE 'queued' END, "
     f"scheduled_at_ms = u.due, attempts = jobs.attempts - u.back, {CLEAR_CLAIM} "
     "FROM unnest($1::text[], $2::bigint[], $3::integer[], $4::text[]) AS u(id, due, back, claim) "
-    f"WHERE jobs.id = u.id AND jobs.state IN ({states_sql(sources(JobState.QUEUED))}) "
+    "WHERE jobs.id = u.id AND jobs.id = ANY($1::text[]) "
+    f"AND {_GUARD} IN ({states_sql(sources(JobState.QUEUED))}) "
     "AND jobs.claim IS NOT DISTINCT FROM u.claim "
     "RETURNING jobs.id, jobs.state, jobs.scheduled_at_ms"
 )
@@ -312,7 +318,7 @@ REQUEUE_SQL = (
 PROGRESS_SQL = (
     "UPDATE jobs SET progress = u.progress "
     "FROM unnest($1::text[], $2::bytea[], $3::text[]) AS u(id, progress, claim) "
-    "WHERE jobs.id = u.id AND jobs.state IN ('running', 'paused') "
+    f"WHERE jobs.id = u.id AND jobs.id = ANY($1::text[]) AND {_GUARD} IN ('running', 'paused') "
     "AND jobs.claim IS NOT DISTINCT FROM u.claim"
 )
 
