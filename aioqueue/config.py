@@ -189,6 +189,15 @@ class EventSettings(Checked):
     #: least seconds between two writes to one stream: changes in between go out together,
     #: so a busy server writes each stream a few times a second, not once per change
     write_interval_s: float = at_least(0, 0.1)
+    #: how far back (seconds) a reconnecting stream's ``Last-Event-ID`` may go: the change
+    #: log keeps its rows this long; an older id resumes from now with ``event: reset``
+    resume_window_s: float = above(0, 3600.0)
+    #: jobs a resuming stream is sent at most; past it the stream resumes from now, told so
+    #: by ``event: reset`` (also what one catch-up of the change log reads at most)
+    resume_max_jobs: int = at_least(1, 10000)
+    #: seconds a server waits after a change before it reads the change log again (only
+    #: while streams are open): how soon event ids move on past it
+    catch_up_s: float = above(0, 0.25)
 
 
 _TOKEN_NAME = re.compile(r"[A-Za-z0-9_.@-]{1,64}")

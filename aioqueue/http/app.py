@@ -117,7 +117,9 @@ async def _notifier(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _retention(app: web.Application) -> AsyncIterator[None]:
-    retention = Retention(app[STORE], app[SETTINGS].retention)
+    settings = app[SETTINGS]
+    retention = Retention(app[STORE], settings.retention,
+                          changes_s=settings.events.resume_window_s)
     retention.start()
     yield
     await retention.stop()

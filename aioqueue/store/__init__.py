@@ -3,7 +3,7 @@
 Only the backends (``store/sqlite``, ``store/postgres``) speak SQL or import a driver.
 """
 
-from .base import JobStore, Node, OutboxRow, StoreListener
+from .base import ChangePage, JobStore, Node, OutboxRow, StoreListener
 from .factory import is_postgres_url, store_for
 
-__all__ = ["JobStore", "Node", "OutboxRow", "StoreListener", "is_postgres_url", "store_for"]
+__all__ = ["ChangePage", "JobStore", "Node", "OutboxRow", "StoreListener", "is_postgres_url", "store_for"]

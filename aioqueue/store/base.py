@@ -53,6 +53,19 @@ class OutboxRow:
     last_error: str | None
 
 
+@dataclass(frozen=True)
+class ChangePage:
+    """What ``JobStore.changes_since`` found after a cursor."""
+
+    #: where the log stood when read: pass it back to read on from there
+    cursor: str
+    #: each job changed after the cursor given, once, as it stands now, oldest change first
+    jobs: list[Job]
+    #: False when the changes cannot be told: the cursor is not one this store gave, is
+    #: older than the log still holds, or more jobs changed than asked for (``jobs`` is empty)
+    complete: bool
+
+
 class StoreListener:
     """Told by a store of changes made by other processes that share its database.
 
@@ -414,3 +427,30 @@ class JobStore(abc.ABC):
     async def waiting_parents(self) -> list[str]:
         """The ids of jobs that queued or paused children still wait for (read at start,
         so the engine knows whose end to follow)."""
+
+    # ---------------------------------------------------------------- the change log
+
+    @abc.abstractmethod
+    async def changes_since(self, cursor: str | None, *, limit: int,
+                            job_id: str | None = None) -> ChangePage:
+        """The jobs changed after ``cursor`` (each once, as it stands now) and the cursor
+        to read on from; ``cursor`` None gives where the log stands, with no jobs.
+
+        Each change of a job's state, progress or attempts, and each new job, enters an
+        append-only log in the transaction that makes it, with no round trip of its own.
+        A cursor stands for exactly the changes committed before it was read: reading on
+        from it returns every change committed after, none skipped, also when concurrent
+        transactions commit in another order than they began (or than they wrote the log).
+        With ``job_id``, only that job. Removed jobs are left out. The page is incomplete
+        (``complete`` False, no jobs, the cursor of now) when ``cursor`` is not one this
+        store gave, is older than what ``prune_changes`` kept, or more than ``limit``
+        jobs changed.
+        """
+
+    @abc.abstractmethod
+    async def prune_changes(self, before_ms: int, now_ms: int) -> int:
+        """Drop the log's changes committed before ``before_ms``, to within the time
+        between two calls (each call marks where the log stands at ``now_ms``); the newest
+        change is always kept. Returns how many went. A cursor older than what was dropped
+        reads as incomplete from then on. One server at a time does it; others return 0.
+        """

@@ -18,6 +18,7 @@ import orjson
 
 from ...models import TERMINAL, Job, JobState, sources
 from ..common import COLUMNS, row_to_job, states_sql
+from .changelog import CHANGE_LOG
 from .leases import CLEAR_CLAIM, CLUSTER_MIGRATION, DB_NOW_MS
 
 #: the PostgreSQL type of each of ``COLUMNS``, for ``unnest`` of one array per column
@@ -186,6 +187,7 @@ MIGRATIONS: list[list[str]] = [
         "CREATE TRIGGER jobs_deps_delete AFTER DELETE ON jobs FOR EACH ROW "
         "EXECUTE FUNCTION jobs_deps_delete()",
     ],
+    CHANGE_LOG,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

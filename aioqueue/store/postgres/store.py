@@ -21,6 +21,7 @@ from ...errors import Unavailable
 from ...models import ACTIVE, ErrorCode, Job, JobState, error_json
 from ..base import JobStore, Node
 from . import connect
+from .changes import ChangeQueries
 from .heartbeat import Claims, Heartbeat, forget_dead_neighbours, rescue
 from .leases import NODES_SQL
 from .migrate import migrate
@@ -42,7 +43,7 @@ T = TypeVar("T")
 ORDERED_POOL_SIZE = 3
 
 
-class PostgresStore(ControlQueries, TransferQueries, ScheduleQueries, JobStore):
+class PostgresStore(ControlQueries, TransferQueries, ScheduleQueries, ChangeQueries, JobStore):
     """Jobs in one PostgreSQL schema (the first of the URL's ``search_path``)."""
 
     def __init__(self, url: str, *, synchronous: str = "FULL", pool_size: int = 10,

@@ -25,6 +25,7 @@ from ...errors import DuplicateJob, Unavailable
 from ...models import ACTIVE, ErrorCode, Job, JobState, error_json, sources
 from ..base import JobStore
 from ..common import newer_schema, settle
+from .changes import ChangeQueries
 from .checkpoints import Checkpointer
 from .groupcommit import Batch, Insert, Step, Write, group_writes, quietly, run_steps
 from .outbox import OutboxQueries
@@ -39,7 +40,7 @@ from .transitions import ControlQueries
 log = logging.getLogger(__name__)
 
 class SQLiteStore(ControlQueries, OutboxQueries, TransferQueries, ScheduleQueries,
-                  JobStore):
+                  ChangeQueries, JobStore):
     """SQLite storage for jobs. Open it, use it from one event loop, close it.
 
     Only this process writes the file, so ``StoreListener``s are never called.

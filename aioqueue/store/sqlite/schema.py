@@ -10,6 +10,7 @@ import orjson
 from ...models import TERMINAL, Job, JobState
 from ..common import COLUMNS, states_sql
 from ..common import row_to_job as _row_to_job
+from .changes import CHANGE_LOG
 
 _STATES = states_sql(JobState)
 _TERMINAL = states_sql(TERMINAL)
@@ -194,6 +195,7 @@ MIGRATIONS: list[list[str]] = [
         "DROP INDEX jobs_owner",
         "CREATE INDEX jobs_owner ON jobs (owner, seq) WHERE owner IS NOT NULL",
     ],
+    CHANGE_LOG,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
