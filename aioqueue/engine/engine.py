@@ -20,14 +20,15 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..config import EngineSettings, LimitSettings
+from ..config import EngineSettings, EventSettings, LimitSettings
 from ..errors import InvalidRequest, Unavailable
 from ..models import Job, now_ms, plural
-from ..store import JobStore, Node
+from ..store import ChangePage, JobStore, Node
 from .schedspec import ScheduleSpec
 from .arrivals import Arrivals
 from .backlog import Backlog
 from .batch import BatchRunner
+from .changefeed import ChangeFeed
 from .dispatch import Dispatcher
 from .health import WriteHealth
 from .observer import Observers
@@ -53,6 +54,7 @@ class Engine:
     def __init__(
         self, store: JobStore, registry: Registry, settings: EngineSettings, *,
         limits: LimitSettings | None = None, schedules: Mapping[str, ScheduleSpec] | None = None,
+        events: EventSettings | None = None,
     ) -> None:
         self.store = store
         self.registry = registry
@@ -81,6 +83,11 @@ class Engine:
         #: follows the ends of jobs that others wait for
         self.dependents = Dependents(store, self.observers, self.dispatcher.note_queued)
         self.observers.append(self.dependents)
+        events = events or EventSettings()
+        #: reads the change log behind the observers: resumable event ids, lost notices
+        self.feed = ChangeFeed(store, self.observers, self.pool.running,
+                               catch_up_s=events.catch_up_s, max_jobs=events.resume_max_jobs)
+        self.observers.append(self.feed)
         self._runner = JobRunner(registry, self.pool, recorder, batches, self._accepting,
                                  self.dependents.results)
         self._submitter = Submitter(store, registry, self.backlog, self.pool, self.dispatcher,
@@ -107,6 +114,8 @@ class Engine:
         await self.backlog.start()
         self.store.subscribe(self.control)  # what other servers on the database do
         self.store.subscribe(self.backlog)  # the heartbeat recounts the cluster's backlog
+        self.store.subscribe(self.feed.listener)  # and has the change log read
+        self.feed.start()
         await self.dependents.start()
         await self.dispatcher.start()
         self.pool.start()
@@ -120,6 +129,7 @@ class Engine:
         """
         self.accepting = False
         await self.schedules.stop()
+        await self.feed.stop()
         if not self.pool.tasks:
             return
         self.dispatcher.arrivals.notify()  # a batch waiting for inputs runs with what it has
@@ -228,6 +238,11 @@ class Engine:
     async def get(self, job_id: str, *, owner: str | None = None) -> Job | None:
         """The job as committed, or None; with ``owner``, only if that client owns it."""
         return await self.control.get(job_id, owner=owner)
+
+    async def changes_since(self, cursor: str | None, *, limit: int,
+                            job_id: str | None = None) -> ChangePage:
+        """The jobs changed after an event-id ``cursor`` (``JobStore.changes_since``)."""
+        return await self.store.changes_since(cursor, limit=limit, job_id=job_id)
 
     async def wait(self, job_id: str, timeout_s: float, *, owner: str | None = None) -> Job | None:
         """The job once terminal, or as it stands after ``timeout_s``; None if there is none."""

@@ -26,6 +26,14 @@ class JobObserver:
     def job_ended(self, job: Job) -> None:
         """A job reached a terminal state."""
 
+    def changes_read(self, cursor: str, since_ns: int) -> None:
+        """The change log was read up to ``cursor`` by a read that began at
+        ``since_ns`` (``time.monotonic_ns``): every change before it has been told."""
+
+    def changes_lost(self) -> None:
+        """More changes happened at once than the change log's reader tells: whoever
+        counts on having seen every change must start over."""
+
 
 class Observers(list[JobObserver]):
     """The engine's observers, told in order. A failing observer is logged and never stops
@@ -44,6 +52,16 @@ class Observers(list[JobObserver]):
         """A job's end is committed."""
         self.changed(job)
         self._each(job, "job_ended", lambda o: o.job_ended(job))
+
+    def changes_read(self, cursor: str, since_ns: int) -> None:
+        """The change log was read up to ``cursor`` (see ``JobObserver.changes_read``)."""
+        for observer in self:
+            observer.changes_read(cursor, since_ns)
+
+    def changes_lost(self) -> None:
+        """See ``JobObserver.changes_lost``."""
+        for observer in self:
+            observer.changes_lost()
 
     def _each(self, job: Job, event: str, tell: Callable[[JobObserver], None]) -> None:
         for observer in self:

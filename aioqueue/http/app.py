@@ -95,8 +95,9 @@ def _engine(registry: Registry, configured: Mapping[str, ScheduleSpec]
     async def engine(app: web.Application) -> AsyncIterator[None]:
         settings = app[SETTINGS]
         engine = Engine(app[STORE], registry, settings.engine, limits=settings.limits,
-                        schedules=configured)
+                        schedules=configured, events=settings.events)
         engine.observers += [app[HUB], app[METRICS]]
+        engine.feed.readers = lambda: app[HUB].subscribers
         app[ENGINE] = engine
         await engine.start()
         yield

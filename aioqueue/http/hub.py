@@ -11,38 +11,44 @@ disconnected ("lagged") rather than allowed to grow: ``max_pending`` distinct jo
 ``max_pending_bytes`` of encoded changes, and, for all readers together, ``budget_bytes``
 of changes still waiting for any reader (a change shared by many readers counts once; when
 the budget is exceeded, the reader holding the most bytes goes first).
+
+Each subscription also holds its event id: the change-log cursor up to which it has been
+sent every change. It starts where the stream read the log on opening, and moves on when
+the engine's change feed has read the log further (``changes_read``) and told every change
+before the new cursor, but only for a subscription whose own start was read before that
+read began (so every change after its start reached it, live or through the feed).
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 
 import orjson
 
 from ..engine.observer import JobObserver
-from ..models import Job, now_ms
+from ..models import Job
 
 
 class Change:
     """One published change: the job as it now stands and its place in this server's run."""
 
-    __slots__ = ("seq", "job", "_event_id", "_frame", "_size", "_holders")
+    __slots__ = ("seq", "job", "_frame", "_size", "_holders")
 
-    def __init__(self, seq: int, job: Job, boot: str) -> None:
+    def __init__(self, seq: int, job: Job) -> None:
         self.seq = seq
         self.job = job
-        self._event_id = b"end" if job.terminal else f"{boot}.{seq}".encode()
         self._frame: tuple[str, bytes] | None = None
         self._size = 0
         #: subscriptions holding this change as pending (for the hub's byte budget)
         self._holders = 0
 
     def frame(self, base_path: str = "/async-process/") -> bytes:
-        """The whole ``event: job`` of this change, encoded once for every stream."""
+        """The whole ``event: job`` of this change, encoded once for every stream (the
+        stream adds its event id)."""
         if self._frame is None or self._frame[0] != base_path:
-            data = orjson.dumps(self.job.to_dict(base_path=base_path))
-            self._frame = (base_path, b"id: %s\nevent: job\ndata: %s\n\n" % (self._event_id, data))
+            self._frame = (base_path, job_frame(self.job, base_path))
             self._size = self._size or len(self._frame[1])
         return self._frame[1]
 
@@ -53,6 +59,11 @@ class Change:
         if not self._size:
             self.frame()
         return self._size
+
+
+def job_frame(job: Job, base_path: str) -> bytes:
+    """A job's ``event: job``, without an id."""
+    return b"event: job\ndata: %s\n\n" % orjson.dumps(job.to_dict(base_path=base_path))
 
 
 class Subscription:
@@ -69,6 +80,29 @@ class Subscription:
         self._max_pending = max_pending
         self._pending: dict[str, Change] = {}
         self._ready = asyncio.Event()
+        #: the change-log cursor up to which this reader has every change: its event id
+        self.cursor: str | None = None
+        self._since_ns: int | None = None
+        self._moved = False
+
+    def start(self, cursor: str) -> None:
+        """The stream read the log at ``cursor`` after subscribing: the reader has (or
+        does not need) every change before it, and will be sent every one after."""
+        self.cursor = cursor
+        self._since_ns = time.monotonic_ns()
+
+    def advance(self, cursor: str, since_ns: int) -> None:
+        """The feed told every change up to ``cursor`` in a read begun at ``since_ns``."""
+        if self._since_ns is None or self._since_ns >= since_ns or self.end_reason is not None:
+            return
+        self.cursor = cursor
+        self._moved = True
+        self._ready.set()
+
+    def take_moved(self) -> bool:
+        """Whether the cursor moved since the last call."""
+        moved, self._moved = self._moved, False
+        return moved
 
     def wants(self, job: Job) -> bool:
         """True for the subscription's job, or for any job the owner may see."""
@@ -111,10 +145,10 @@ class Subscription:
         self._ready.set()
 
     async def next_changes(self, timeout_s: float | None = None) -> list[Change]:
-        """Every pending change, oldest first; [] once ended. Raises ``TimeoutError`` when
-        nothing comes within ``timeout_s``."""
+        """Every pending change, oldest first; [] once ended, or when only the cursor moved
+        (``take_moved``). Raises ``TimeoutError`` when nothing comes within ``timeout_s``."""
         while not self._pending:
-            if self.end_reason is not None:
+            if self.end_reason is not None or self._moved:
                 return []
             self._ready.clear()
             await asyncio.wait_for(self._ready.wait(), timeout_s)
@@ -147,15 +181,12 @@ class Hub(JobObserver):
 
     def __init__(self, max_pending: int = 10000, *, max_pending_bytes: int = 4 << 20,
                  budget_bytes: int = 64 << 20) -> None:
-        #: identifies this run of the server in event ids, so ids of an earlier run never match
-        self.boot = format(now_ms(), "x")
         self.max_pending_bytes = max_pending_bytes
         self.budget_bytes = budget_bytes
         #: bytes of the distinct changes some reader still waits for
         self.pending_bytes = 0
         self._max_pending = max_pending
         self._seq = itertools.count(1)
-        self._last: dict[str, int] = {}
         self._by_job: dict[str, set[Subscription]] = {}
         self._all: set[Subscription] = set()
 
@@ -165,11 +196,7 @@ class Hub(JobObserver):
 
     def publish(self, job: Job) -> None:
         """Hand a change of ``job`` to every interested reader."""
-        change = Change(next(self._seq), job, self.boot)
-        if job.terminal:
-            self._last.pop(job.id, None)
-        else:
-            self._last[job.id] = change.seq
+        change = Change(next(self._seq), job)
         for sub in tuple(self._by_job.get(job.id, ())):
             sub.offer(change)
         for sub in tuple(self._all):
@@ -180,12 +207,20 @@ class Hub(JobObserver):
 
     def _heaviest(self) -> Subscription:
         """The reader holding the most bytes: the slowest, shed first when over budget."""
-        subs = [*self._all, *(s for subs in self._by_job.values() for s in subs)]
-        return max(subs, key=lambda sub: sub.pending_bytes)
+        return max(self._every(), key=lambda sub: sub.pending_bytes)
 
-    def last_seq(self, job_id: str) -> int:
-        """The seq of the latest change published for an active job in this run, else 0."""
-        return self._last.get(job_id, 0)
+    def changes_read(self, cursor: str, since_ns: int) -> None:
+        """The engine's change feed read the log up to ``cursor``: move readers' ids on."""
+        for sub in self._every():
+            sub.advance(cursor, since_ns)
+
+    def changes_lost(self) -> None:
+        """Too many changes to tell each: every reader starts over (it reconnects)."""
+        for sub in self._every():
+            sub.end("lagged")
+
+    def _every(self) -> list[Subscription]:
+        return [*self._all, *(s for subs in self._by_job.values() for s in subs)]
 
     def subscribe(self, *, job_id: str | None = None, owner: str | None = None) -> Subscription:
         """Follow one job (``job_id``) or every job ``owner`` may see (None: all jobs)."""
@@ -198,7 +233,7 @@ class Hub(JobObserver):
 
     def close(self) -> None:
         """End every subscription, so streams finish when the server stops."""
-        for sub in [*self._all, *(s for subs in self._by_job.values() for s in subs)]:
+        for sub in self._every():
             sub.end("closed")
 
     @property

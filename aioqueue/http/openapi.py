@@ -277,12 +277,19 @@ def build_openapi(*, max_return_timeout_s: float = 120.0,
     fields = _query("fields", {"type": "string", "enum": ["input"]},
                     "`input` adds the job's input to the answer.")
     sse = {"description": "A Server-Sent Events stream (text/event-stream, not JSON): events "
-                          "`job` whose `data` line is a Job object (components/schemas/Job) "
-                          "and whose `id` is `<run>.<seq>` or `end`, `: keep-alive` comments, "
-                          "and `lagged` before a reader too far behind is disconnected.",
+                          "`job` whose `data` line is a Job object (components/schemas/Job); "
+                          "`id:` frames carrying a change-log cursor (every change before it "
+                          "was sent; send it back as Last-Event-ID), `id: end` on a job's "
+                          "terminal event; `reset` when a Last-Event-ID cannot be answered; "
+                          "`: keep-alive` comments; `lagged` before a reader too far behind "
+                          "is disconnected.",
            "content": {"text/event-stream": {
                "schema": {"type": "string", "contentMediaType": "text/event-stream"},
-               "example": "id: 18f2a.7\nevent: job\ndata: {\"id\": \"...\"}\n\n"}}}
+               "example": "event: job\ndata: {\"id\": \"...\"}\n\nid: 41\n\n"}}}
+    last_event_id = {
+        "name": "Last-Event-ID", "in": "header", "schema": {"type": "string"},
+        "description": "The last event id received: the stream first sends each job changed "
+                       "since, once, as it stands now (on any server sharing the database)."}
 
     submit = {
         "operationId": "submit",
@@ -364,10 +371,12 @@ def build_openapi(*, max_return_timeout_s: float = 120.0,
         },
         "/async-process/{job_id}/events": {"get": _job_op(
             "jobEvents", "Follow one job: an event per change, ending after the terminal one",
-            {200: sse}, (404,))},
+            {200: sse, 204: {"description": "Last-Event-ID: end, and the job has ended."}},
+            (404,), [last_event_id])},
         "/events": {"get": {
             "operationId": "allEvents",
             "summary": "Follow every job the caller may see",
+            "parameters": [last_event_id],
             "responses": _responses({200: sse}, ()),
         }},
         "/processes": {"get": {

@@ -1,18 +1,20 @@
 """Live progress over Server-Sent Events: one job's stream and the stream of all jobs.
 
-Every event is ``event: job`` with the job object as ``data``. Event ids (docs/events.md):
-``<run>.<seq>`` for a change published during this run of the server (``seq`` grows with
-every change), and ``end`` for a job's terminal event. A reconnect with ``Last-Event-ID``
-skips what the reader has already seen: ``end`` on an ended job answers ``204`` (which stops
-a browser's EventSource from reconnecting), and ``<run>.<seq>`` of this run skips the
-opening snapshot when no newer change has happened since.
+Every change is ``event: job`` with the job object as ``data``. Event ids are cursors of
+the store's change log (docs/events.md): ``id:`` says "every change before this has been
+sent", so a reader that reconnects with ``Last-Event-ID``, to this server or any other on
+the same database, is sent each job changed since, once, as it stands now. An id goes out
+when the stream opens and, as the engine's change feed reads the log behind the live
+changes, in frames of its own (``id: ...`` and no data, which sets a browser's last event
+id without an event). The per-job stream's terminal event has the id ``end``. An id the
+log cannot answer (unknown, older than ``events.resume_window_s``, or more than
+``events.resume_max_jobs`` jobs ago) starts the stream from now with ``event: reset``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 
 import orjson
 from aiohttp import web
@@ -20,7 +22,7 @@ from aiohttp import web
 from ..errors import JobNotFound
 from ..models import Job
 from .auth import creator_of, owner_of
-from .hub import Hub, Subscription
+from .hub import Subscription, job_frame
 from .keys import ENGINE, HUB, SETTINGS, STREAMS
 from .mount import job_base
 from .params import job_id
@@ -33,26 +35,35 @@ _HEADERS = {
 }
 
 
-def _event(event_id: str, job: Job, base: str, name: str = "job") -> bytes:
-    data = orjson.dumps(job.to_dict(base_path=base))
-    return b"id: %s\nevent: %s\ndata: %s\n\n" % (event_id.encode(), name.encode(), data)
+def _id(cursor: str) -> bytes:
+    """A frame that only sets the reader's last event id."""
+    return b"id: %s\n\n" % cursor.encode()
+
+
+def _reset(reason: str) -> bytes:
+    """Told when a ``Last-Event-ID`` cannot be answered: the stream goes on from now."""
+    return b"event: reset\ndata: %s\n\n" % orjson.dumps({"reason": reason})
+
+
+def _end(job: Job, base: str) -> bytes:
+    return b"id: end\n" + job_frame(job, base)
 
 
 #: seconds between two looks at whether an idle stream's reader has gone (aiohttp tells a
 #: handler only when it writes)
 _GONE_CHECK_S = 1.0
 
-#: a seq as this server writes it: ASCII digits that fit in 64 bits
-_SEQ = re.compile(r"[0-9]{1,19}", re.ASCII)
+#: the longest ``Last-Event-ID`` read; a longer one is not one this server wrote
+_MAX_ID = 8192
+
+#: why a resume could not be answered (``event: reset``)
+_UNANSWERED = ("history unavailable: the Last-Event-ID is unknown, older than the change "
+               "log keeps, or more jobs changed since than a resume sends")
 
 
-def _seen_seq(hub: Hub, last_event_id: str) -> int | None:
-    """The seq a reconnecting reader saw in this run, or None (another run, no id, or an id
-    this server never wrote, such as one with thousands of digits)."""
-    run, _, seq = last_event_id.partition(".")
-    if run != hub.boot or not _SEQ.fullmatch(seq):
-        return None
-    return int(seq)
+def _last_event_id(request: web.Request) -> str | None:
+    value = request.headers.get("Last-Event-ID", "").strip()
+    return value[:_MAX_ID + 1] or None
 
 
 async def _open(request: web.Request) -> web.StreamResponse:
@@ -62,8 +73,7 @@ async def _open(request: web.Request) -> web.StreamResponse:
 
 
 async def _follow(
-    request: web.Request, resp: web.StreamResponse, sub: Subscription, *,
-    skip_to: int = 0, until_end: bool,
+    request: web.Request, resp: web.StreamResponse, sub: Subscription, *, until_end: bool,
 ) -> None:
     """Write the subscription's changes until the job ends, the server stops or the reader goes.
 
@@ -75,6 +85,7 @@ async def _follow(
     base = job_base(request)
     check_s = min(_GONE_CHECK_S, settings.keepalive_s)
     idle_s = 0.0
+    unmarked = False  # frames sent since the last id
     with contextlib.suppress(ConnectionResetError):
         while True:
             try:
@@ -88,53 +99,77 @@ async def _follow(
                     await resp.write(b": keep-alive\n\n")
                 continue
             idle_s = 0.0
-            if not changes:
+            if not changes and sub.end_reason is not None:
                 if sub.end_reason == "lagged":
                     await resp.write(b'event: lagged\ndata: {"reason": "too slow"}\n\n')
                 return
-            frames = [change.frame(base) for change in changes if change.seq > skip_to]
+            ended = [c.job for c in changes if until_end and c.job.terminal]
+            frames = [_end(ended[0], base)] if ended else [c.frame(base) for c in changes]
+            unmarked = unmarked or bool(frames)
+            if sub.take_moved() and unmarked and sub.cursor is not None and not ended:
+                frames.append(_id(sub.cursor))
+                unmarked = False
             if frames:
                 await resp.write(b"".join(frames))
-            if until_end and any(change.job.terminal for change in changes):
+            if ended:
                 return
             if settings.write_interval_s:
                 await asyncio.sleep(settings.write_interval_s)
 
 
 async def job_events(request: web.Request) -> web.StreamResponse:
-    """GET /async-process/{id}/events: the job now, then each change, until it ends."""
+    """GET /async-process/{id}/events: the job now (or, resuming, only if it changed since
+    the reader's last event id), then each change, until it ends."""
     wanted = job_id(request)
-    hub = request.app[HUB]
-    last_event_id = request.headers.get("Last-Event-ID", "").strip()
+    engine = request.app[ENGINE]
+    last = _last_event_id(request)
     # subscribe before reading, so no change between the read and the stream is missed
-    with request.app[STREAMS].take(creator_of(request)), hub.subscribe(job_id=wanted) as sub:
-        job = await request.app[ENGINE].get(wanted, owner=owner_of(request))
+    with request.app[STREAMS].take(creator_of(request)), \
+            request.app[HUB].subscribe(job_id=wanted) as sub:
+        job = await engine.get(wanted, owner=owner_of(request))
         if job is None:
             raise JobNotFound("no such job")
-        if job.terminal and last_event_id == "end":
+        if job.terminal and last == "end":
             return web.Response(status=204)
-        seen = _seen_seq(hub, last_event_id)  # before the stream starts: no error after it
+        resuming = last is not None and last != "end"
+        page = await engine.changes_since(last if resuming else None, limit=1, job_id=wanted)
+        sub.start(page.cursor)
+        base = job_base(request)
+        frames = [_reset(_UNANSWERED)] if resuming and not page.complete else []
+        now = page.jobs[0] if page.jobs else job
+        if now.terminal:
+            frames.append(_end(now, base))
+        else:
+            if not resuming or page.jobs or not page.complete:
+                frames.append(job_frame(now, base))
+            frames.append(_id(page.cursor))
         resp = await _open(request)
-        if job.terminal:
-            with contextlib.suppress(ConnectionResetError):
-                await resp.write(_event("end", job, job_base(request)))
-            return resp
-        current = hub.last_seq(wanted)
-        if seen is None or seen < current:
-            with contextlib.suppress(ConnectionResetError):
-                await resp.write(_event(f"{hub.boot}.{current}", job, job_base(request)))
-        await _follow(request, resp, sub, skip_to=seen or 0, until_end=True)
+        with contextlib.suppress(ConnectionResetError):
+            await resp.write(b"".join(frames))
+        if not now.terminal:
+            await _follow(request, resp, sub, until_end=True)
         return resp
 
 
 async def all_events(request: web.Request) -> web.StreamResponse:
-    """GET /events: every change of every job the caller may see, from now on."""
-    hub = request.app[HUB]
+    """GET /events: every change of every job the caller may see, from now on, or from the
+    reader's last event id (each job changed since, once, as it stands now)."""
+    engine = request.app[ENGINE]
+    last = _last_event_id(request)
+    limit = request.app[SETTINGS].events.resume_max_jobs
     with request.app[STREAMS].take(creator_of(request)), \
-            hub.subscribe(owner=owner_of(request)) as sub:
+            request.app[HUB].subscribe(owner=owner_of(request)) as sub:
+        page = await engine.changes_since(last, limit=limit)
+        sub.start(page.cursor)
+        base = job_base(request)
+        frames = [b": connected\n\n"]
+        if last is not None and not page.complete:
+            frames.append(_reset(_UNANSWERED))
+        frames += [job_frame(job, base) for job in page.jobs if sub.wants(job)]
+        frames.append(_id(page.cursor))
         resp = await _open(request)
         with contextlib.suppress(ConnectionResetError):
-            await resp.write(b": connected\n\n")
+            await resp.write(b"".join(frames))
         await _follow(request, resp, sub, until_end=False)
         return resp
 

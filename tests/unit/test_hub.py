@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from aioqueue.http.hub import Hub
@@ -52,15 +54,18 @@ async def test_a_reader_too_far_behind_is_disconnected_not_buffered():
         assert hub.subscribers == 0
 
 
-async def test_seq_grows_and_is_forgotten_when_the_job_ends():
+async def test_a_reader_s_id_moves_only_with_a_read_begun_after_its_start():
     hub = Hub()
-    job = _job()
-    hub.publish(job)
-    first = hub.last_seq(job.id)
-    hub.publish(job.evolve(progress=progress_json(5, None)))
-    assert hub.last_seq(job.id) > first
-    hub.publish(job.evolve(state=JobState.SUCCESS, ended_at_ms=2))
-    assert hub.last_seq(job.id) == 0
+    with hub.subscribe() as early, hub.subscribe() as late:
+        early.start("1")
+        read_begun = time.monotonic_ns()
+        late.start("5")
+        hub.changes_read("7", read_begun)
+        assert await early.next_changes(1) == []  # woken with no change: only the id moved
+        assert (early.cursor, early.take_moved()) == ("7", True)
+        assert (late.cursor, late.take_moved()) == ("5", False)  # its start came after
+        hub.changes_lost()
+        assert early.end_reason == late.end_reason == "lagged"
 
 
 async def test_close_ends_every_reader():

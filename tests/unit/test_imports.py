@@ -166,7 +166,7 @@ def test_only_the_store_and_the_command_line_import_a_backend():
         backends = {n for n in _imports(path)
                     if n.startswith("aioqueue.store.") and n.split(".")[2] not in
                     ("base", "factory", "JobStore", "Node", "StoreListener", "store_for",
-                     "is_postgres_url")}
+                     "is_postgres_url", "ChangePage")}
         assert not backends, f"{path.relative_to(PACKAGE)} imports {backends}"
 
 
