@@ -101,6 +101,8 @@ class ChangeFeed(JobObserver):
                 await self.catch_up()
             except Unavailable:
                 log.warning("change log: the store is unavailable; reading it again later")
+            except Exception:  # a bug here must not end the feed: the next read may do
+                log.exception("change log: reading it failed")
 
     async def catch_up(self) -> None:
         """Read the log after the cursor, tell what was missed, move the cursor on."""
