@@ -62,8 +62,10 @@ _UNANSWERED = ("history unavailable: the Last-Event-ID is unknown, older than th
 
 
 def _last_event_id(request: web.Request) -> str | None:
+    """The reader's ``Last-Event-ID``, None without one; one too long to be ours reads as
+    unknown (never cut down to something that might be)."""
     value = request.headers.get("Last-Event-ID", "").strip()
-    return value[:_MAX_ID + 1] or None
+    return (value if len(value) <= _MAX_ID else "unknown") or None
 
 
 async def _open(request: web.Request) -> web.StreamResponse:
