@@ -95,6 +95,10 @@ class Backlog(JobObserver, StoreListener):
         """Observer: a job reached a terminal state."""
         self._stored = max(0, self._stored - 1)
 
+    def follows(self, job_id: str) -> bool:
+        """Observer: while the count refuses work, ends elsewhere must lower it at once."""
+        return self.size >= self.limit
+
     def sweep(self) -> None:
         """Another server may have queued or ended jobs: count them in the store again."""
         if self._sweeping is None or self._sweeping.done():

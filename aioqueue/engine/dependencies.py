@@ -64,6 +64,10 @@ class Dependents(JobObserver):
             parents[parent_id] = None if raw is None else orjson.loads(raw)
         return parents
 
+    def follows(self, job_id: str) -> bool:
+        """Observer: a parent's end elsewhere may release children queued here."""
+        return job_id in self.parents
+
     def job_ended(self, job: Job) -> None:
         """Observer: a job ended; if children wait for it, see what its end did to them."""
         if job.id in self.parents:

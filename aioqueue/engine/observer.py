@@ -34,6 +34,11 @@ class JobObserver:
         """More changes happened at once than the change log's reader tells: whoever
         counts on having seen every change must start over."""
 
+    def follows(self, job_id: str) -> bool:
+        """Whether a change of this job made by another server must be read for this
+        observer (a server reads only the jobs some observer here has a use for)."""
+        return False
+
 
 class Observers(list[JobObserver]):
     """The engine's observers, told in order. A failing observer is logged and never stops
@@ -62,6 +67,10 @@ class Observers(list[JobObserver]):
         """See ``JobObserver.changes_lost``."""
         for observer in self:
             observer.changes_lost()
+
+    def follow(self, job_id: str) -> bool:
+        """Whether some observer has a use for changes of ``job_id`` made elsewhere."""
+        return any(observer.follows(job_id) for observer in self)
 
     def _each(self, job: Job, event: str, tell: Callable[[JobObserver], None]) -> None:
         for observer in self:

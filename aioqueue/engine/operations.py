@@ -188,7 +188,12 @@ class JobControl(StoreListener):
 
     def job_changed(self, job_id: str) -> None:
         """Another server changed this job: bring its handler here (if it runs here), its
-        waiters and the observers in line with the store."""
+        waiters and the observers in line with the store. A job nothing here runs, waits
+        for or streams is not read at all: otherwise every server would read every job
+        each other server ends or advances, and reads would grow with the servers (jobs
+        queued elsewhere arrive through ``jobs_due``)."""
+        if job_id not in self.pool.running and not self.observers.follow(job_id):
+            return
         task = asyncio.ensure_future(self._follow(job_id))
         self._following.add(task)
         task.add_done_callback(self._following.discard)

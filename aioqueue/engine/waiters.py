@@ -31,6 +31,9 @@ class Waiters(JobObserver):
         """The jobs someone waits for now."""
         return list(self._by_job)
 
+    def follows(self, job_id: str) -> bool:
+        return job_id in self._by_job
+
     @staticmethod
     async def wait(future: asyncio.Future, timeout_s: float) -> Job | None:
         """The ended job, or None when ``timeout_s`` passes first."""

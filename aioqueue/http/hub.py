@@ -194,6 +194,10 @@ class Hub(JobObserver):
         """The engine's hook: publish every change."""
         self.publish(job)
 
+    def follows(self, job_id: str) -> bool:
+        """A stream of all jobs may select any job (its filter needs the job's data)."""
+        return bool(self._all) or job_id in self._by_job
+
     def publish(self, job: Job) -> None:
         """Hand a change of ``job`` to every interested reader."""
         change = Change(next(self._seq), job)
