@@ -35,3 +35,20 @@ async def stored_job(storage: StorageSettings, job_id: str) -> Job | None:
         return await store.get(job_id)
     finally:
         await store.close()
+
+
+def sqlite_at_version(path: str, version: int, *, job_id: str | None = None) -> None:
+    """Create a SQLite file at ``path`` holding the first ``version`` migrations and
+    ``PRAGMA user_version=version``, and, given ``job_id``, one queued ``echo`` job of that
+    schema's columns."""
+    from aioqueue.store.sqlite import MIGRATIONS
+
+    with sqlite3.connect(path) as conn:
+        for migration in MIGRATIONS[:version]:
+            for statement in migration:
+                conn.execute(statement)
+        conn.execute(f"PRAGMA user_version={version}")
+        if job_id is not None:
+            conn.execute(
+                "INSERT INTO jobs (id, process, state, input, max_attempts, created_at_ms, "
+                "scheduled_at_ms) VALUES (?, 'echo', 'queued', x'7b7d', 1, 5, 5)", (job_id,))

@@ -16,10 +16,11 @@ from aioqueue.config import RetentionSettings
 from aioqueue.engine.retention import Retention
 from aioqueue.models import Job, JobState, now_ms
 from aioqueue.store.sqlite import (
-    CLAIM_SQL, MIGRATIONS, NEXT_DUE_SQL, PURGE_SQL, SCHEMA_VERSION, SQLiteStore, list_query,
+    CLAIM_SQL, NEXT_DUE_SQL, PURGE_SQL, SCHEMA_VERSION, SQLiteStore, list_query,
 )
 from aioqueue.store.sqlite.schema import COLUMNS, _job_to_row
 from tests.factories import make_job
+from tests.helpers.database import sqlite_at_version
 
 
 @pytest.fixture
@@ -86,13 +87,7 @@ async def test_dispatcher_queries_walk_their_index_without_sorting(store, sql, p
 
 async def test_a_database_of_the_first_schema_is_migrated_and_keeps_its_jobs(tmp_path):
     path = str(tmp_path / "v1.db")
-    with sqlite3.connect(path) as conn:
-        for statement in MIGRATIONS[0]:
-            conn.execute(statement)
-        conn.execute("PRAGMA user_version=1")
-        conn.execute(
-            "INSERT INTO jobs (id, process, state, input, max_attempts, created_at_ms, "
-            "scheduled_at_ms) VALUES (?, 'echo', 'queued', x'7b7d', 1, 5, 5)", ("a" * 32,))
+    sqlite_at_version(path, 1, job_id="a" * 32)
     store = SQLiteStore(path)
     await store.open()
     try:
@@ -231,10 +226,8 @@ async def test_a_database_of_schema_5_is_migrated_and_its_dependencies_still_rel
     path = str(tmp_path / "v5.db")
     parent = make_job(state=JobState.RUNNING, attempts=1, max_attempts=1)
     child = make_job(process="c", depends_on=(parent.id,))
+    sqlite_at_version(path, 5)
     with sqlite3.connect(path) as conn:
-        for statement in itertools.chain(*MIGRATIONS[:5]):
-            conn.execute(statement)
-        conn.execute("PRAGMA user_version=5")
         # through the version-5 insert trigger: the child counts its parent
         conn.executemany(f"INSERT INTO jobs ({COLUMNS}) VALUES ({', '.join('?' * 22)})",
                          [_job_to_row(parent), _job_to_row(child)])

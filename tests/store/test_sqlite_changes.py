@@ -2,25 +2,17 @@
 
 from __future__ import annotations
 
-import sqlite3
-
 from aioqueue.models import JobState
 from aioqueue.store.sqlite import MIGRATIONS, SCHEMA_VERSION, SQLiteStore
 from aioqueue.store.sqlite.changes import CHANGE_LOG
 from tests.factories import make_job
+from tests.helpers.database import sqlite_at_version
 
 
 async def test_a_database_of_the_schema_before_the_log_is_migrated(tmp_path):
     path = str(tmp_path / "before.db")
     before = MIGRATIONS.index(CHANGE_LOG)
-    with sqlite3.connect(path) as conn:
-        for migration in MIGRATIONS[:before]:
-            for statement in migration:
-                conn.execute(statement)
-        conn.execute(f"PRAGMA user_version={before}")
-        conn.execute(
-            "INSERT INTO jobs (id, process, state, input, max_attempts, created_at_ms, "
-            "scheduled_at_ms) VALUES (?, 'echo', 'queued', x'7b7d', 1, 5, 5)", ("a" * 32,))
+    sqlite_at_version(path, before, job_id="a" * 32)
     store = SQLiteStore(path)
     await store.open()
     try:

@@ -13,7 +13,8 @@ import threading
 import pytest
 
 from aioqueue.errors import Unavailable
-from aioqueue.store.sqlite import MIGRATIONS, SQLiteStore
+from aioqueue.store.sqlite import SQLiteStore
+from tests.helpers.database import sqlite_at_version
 
 
 async def test_a_fresh_file_is_created_in_one_commit(tmp_path):
@@ -32,10 +33,8 @@ async def test_a_fresh_file_is_created_in_one_commit(tmp_path):
 
 async def test_a_migration_that_fails_leaves_the_file_at_its_old_version(tmp_path):
     path = str(tmp_path / "v1.db")
+    sqlite_at_version(path, 1)
     with sqlite3.connect(path) as conn:
-        for statement in MIGRATIONS[0]:
-            conn.execute(statement)
-        conn.execute("PRAGMA user_version=1")
         conn.execute("CREATE TABLE schedules (x)")  # the fourth migration creates it
     with pytest.raises(Unavailable, match="already exists"):
         await SQLiteStore(path).open()
