@@ -51,9 +51,10 @@ class Dependents(JobObserver):
             raise UnknownParents(f"unknown parent jobs: {', '.join(unknown)}",
                                  details={"unknown": unknown})
 
-    def expect(self, job: Job) -> None:
-        """``job`` is stored with parents: follow their ends."""
-        self.parents.update(job.depends_on)
+    def expect(self, parents: Collection[str]) -> None:
+        """A job waiting for ``parents`` is about to be stored: follow their ends (before
+        the insert, so that no end is missed)."""
+        self.parents.update(parents)
 
     async def results(self, job: Job) -> dict[str, object]:
         """Each parent's result, for ``ctx.parents`` (a parent purged meanwhile: None)."""

@@ -186,7 +186,7 @@ class Engine:
             raise InvalidRequest(f"depends_on names at most {MAX_PARENTS} jobs")
         if parents:
             await self.dependents.check(parents, viewer)
-            self.dependents.parents.update(parents)  # before the insert: no end is missed
+            self.dependents.expect(parents)
         request = Request(priority=priority, delay_s=delay_s, run_at_ms=run_at_ms, owner=owner,
                           callback_url=callback_url, notify_email=notify_email,
                           idempotency_key=idempotency_key, depends_on=parents)
@@ -223,7 +223,7 @@ class Engine:
                                        callback_url=callback_url, notify_email=notify_email)
         await self.dependents.check(sorted(existing), viewer)
         for job in jobs:
-            self.dependents.parents.update(job.depends_on)
+            self.dependents.expect(job.depends_on)
         await self._submitter.store_many(jobs)
         for n, job in enumerate(jobs if existing else ()):  # a failed parent ends them at once
             if job.depends_on and (stored := await self.store.get(job.id)) and stored.terminal:
