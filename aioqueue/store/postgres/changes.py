@@ -7,7 +7,7 @@ import asyncpg
 from ..base import ChangePage
 from ..common import row_to_job
 from .changelog import CURSOR, PRUNE_SQL, SINCE_SQL
-from .migrate import LOCK_CLASS
+from .migrate import try_xact_lock
 
 
 class ChangeQueries:
@@ -47,9 +47,7 @@ class ChangeQueries:
 
         async def prune(conn: asyncpg.Connection) -> int:
             async with conn.transaction():
-                if not await conn.fetchval(
-                        "SELECT pg_try_advisory_xact_lock($1, hashtext('changes ' || "
-                        "current_schema()))", LOCK_CLASS):
+                if not await try_xact_lock(conn, "changes"):
                     return 0
                 return await conn.fetchval(PRUNE_SQL, before_ms, now_ms)
 

@@ -22,6 +22,14 @@ log = logging.getLogger(__name__)
 LOCK_CLASS = 0x61696F71
 
 
+async def try_xact_lock(conn: asyncpg.Connection, name: str) -> bool:
+    """Take the transaction-level advisory lock ``name`` of this schema, or answer False
+    at once when another server holds it; the caller must be in a transaction."""
+    return await conn.fetchval(
+        "SELECT pg_try_advisory_xact_lock($1, hashtext($2 || ' ' || current_schema()))",
+        LOCK_CLASS, name)
+
+
 async def migrate(conn: asyncpg.Connection, at: str) -> str:
     """Migrate the schema the connection's ``search_path`` selects; returns its name.
 

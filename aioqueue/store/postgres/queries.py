@@ -15,7 +15,7 @@ import asyncpg
 
 from ...errors import Unavailable
 from ...models import Job, JobState, Notice, now_ms, sources
-from .migrate import LOCK_CLASS
+from .migrate import try_xact_lock
 from .schema import ACTIVE_SQL, COLUMNS, PURGE_SQL, TERMINAL_SQL, ending, row_to_job, states_sql
 
 
@@ -105,9 +105,7 @@ class ControlQueries:
 
         async def purge(conn: asyncpg.Connection) -> int:
             async with conn.transaction():
-                if not await conn.fetchval(
-                        "SELECT pg_try_advisory_xact_lock($1, hashtext('purge ' || "
-                        "current_schema()))", LOCK_CLASS):
+                if not await try_xact_lock(conn, "purge"):
                     return 0
                 return await conn.fetchval(
                     f"WITH gone AS ({PURGE_SQL} RETURNING 1) SELECT count(*) FROM gone",
