@@ -12,7 +12,7 @@ from typing import Any
 
 from .. import __version__
 from ..models import ErrorCode, JobState
-from .openapi_schedules import SCHEMAS as SCHEDULE_SCHEMAS, schedule_paths
+from .openapi_schedules import NAME_PATTERN, SCHEMAS as SCHEDULE_SCHEMAS, schedule_paths
 
 JOB_ID_PATTERN = "^[0-9a-f]{32}$"
 
@@ -336,8 +336,7 @@ def build_openapi(*, max_return_timeout_s: float = 120.0,
             _query("process", {"type": "string", "minLength": 1}, "Only jobs of this process."),
             _query("state", {"type": "string", "enum": [s.value for s in JobState]},
                    "Only jobs in this state."),
-            _query("schedule", {"type": "string",
-                                "pattern": "^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"},
+            _query("schedule", {"type": "string", "pattern": NAME_PATTERN},
                    "Only the jobs this schedule fired."),
             _query("depends_on", {"type": "string", "pattern": JOB_ID_PATTERN},
                    "Only the children of this job."),

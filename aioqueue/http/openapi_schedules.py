@@ -10,8 +10,11 @@ from typing import Any
 
 from ..engine.schedspec import CATCH_UP, MAX_EVERY_S
 
+#: a schedule's name, as ``schedspec.check_name`` takes it
+NAME_PATTERN = "^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"
+
 _NAME = {"name": "name", "in": "path", "required": True,
-         "schema": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"},
+         "schema": {"type": "string", "pattern": NAME_PATTERN},
          "description": "The schedule's name."}
 
 _FIELDS: dict[str, Any] = {
