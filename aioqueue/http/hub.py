@@ -25,10 +25,9 @@ import asyncio
 import itertools
 import time
 
-import orjson
-
 from ..engine.observer import JobObserver
 from ..models import Job
+from .rendered import render
 
 
 class Change:
@@ -63,7 +62,7 @@ class Change:
 
 def job_frame(job: Job, base_path: str) -> bytes:
     """A job's ``event: job``, without an id."""
-    return b"event: job\ndata: %s\n\n" % orjson.dumps(job.to_dict(base_path=base_path))
+    return b"event: job\ndata: %s\n\n" % render(job, base_path)
 
 
 class Subscription:

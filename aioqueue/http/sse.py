@@ -105,8 +105,9 @@ async def _follow(
                 if sub.end_reason == "lagged":
                     await resp.write(b'event: lagged\ndata: {"reason": "too slow"}\n\n')
                 return
-            ended = [c.job for c in changes if until_end and c.job.terminal]
-            frames = [_end(ended[0], base)] if ended else [c.frame(base) for c in changes]
+            ended = [c for c in changes if until_end and c.job.terminal]
+            frames = ([b"id: end\n" + ended[0].frame(base)] if ended
+                      else [c.frame(base) for c in changes])
             unmarked = unmarked or bool(frames)
             if sub.take_moved() and unmarked and sub.cursor is not None and not ended:
                 frames.append(_id(sub.cursor))
