@@ -138,6 +138,23 @@ async def test_a_failed_round_answers_unavailable_and_the_store_goes_on(store, p
     assert await store.get(job.id) == job
 
 
+async def test_a_driver_state_error_answers_unavailable(store, monkeypatch):
+    """asyncpg's own client-side failures (a connection in the wrong state) are not a
+    PostgresError or InterfaceError; a read must still answer Unavailable, not crash."""
+    job = make_job()
+    await store.insert([job])
+
+    async def broken(self, *args, **kwargs):
+        raise asyncpg.InternalClientError("cannot switch to state 15; another operation is "
+                                          "in progress")
+
+    monkeypatch.setattr(asyncpg.Connection, "fetch", broken)
+    with pytest.raises(Unavailable):
+        await store.get(job.id)
+    monkeypatch.undo()
+    assert await store.get(job.id) == job
+
+
 async def test_synchronous_full_and_normal_map_to_synchronous_commit(pg_url):
     for synchronous, expected in (("FULL", "on"), ("NORMAL", "off")):
         store = PostgresStore(pg_url, synchronous=synchronous)

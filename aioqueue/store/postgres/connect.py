@@ -75,6 +75,11 @@ def _why(exc: BaseException, url: str, scrub: Callable[[str], str]) -> str:
     return f"cannot connect to PostgreSQL at {at}: {scrub(str(exc)) or type(exc).__name__}"
 
 
+#: what a statement may raise when the server, the link or the driver's own state fails:
+#: each is the store being unavailable, not a bug of the caller
+DRIVER_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError,
+                 OSError, TimeoutError)
+
 #: what a failed connection attempt may raise (besides the server's own refusals)
 CONNECT_ERRORS = (OSError, asyncio.TimeoutError, asyncpg.PostgresError,
                   asyncpg.InterfaceError, ValueError)

@@ -93,7 +93,7 @@ class PostgresStore(ControlQueries, TransferQueries, ScheduleQueries, ChangeQuer
             for opened in (ordered, pool):
                 if opened is not None:
                     await opened.close()
-            if isinstance(exc, (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)):
+            if isinstance(exc, connect.DRIVER_ERRORS):
                 raise Unavailable(f"PostgreSQL at {self._at}: cannot prepare the schema: "
                                   f"{self._secrets.scrub(str(exc))}") from None
             raise
@@ -166,7 +166,7 @@ class PostgresStore(ControlQueries, TransferQueries, ScheduleQueries, ChangeQuer
         try:
             async with pool.acquire() as conn:
                 return await use(conn)
-        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
+        except connect.DRIVER_ERRORS as exc:
             log.error("PostgreSQL failed: %s: %s", type(exc).__name__,
                       self._secrets.scrub(str(exc)))
             raise Unavailable("storage unavailable") from None
