@@ -32,8 +32,8 @@ from .outbox import OutboxQueries
 from .transfer import TransferQueries
 from .schedules import ScheduleQueries
 from .schema import (
-    _INSERT, CLAIM_SQL, CLAIMABLE, COLUMNS, MIGRATIONS, NEXT_DUE_SQL, SCHEMA_VERSION, _job_to_row,
-    _row_to_job, states_sql,
+    CLAIM_SQL, CLAIMABLE, COLUMNS, MIGRATIONS, NEXT_DUE_SQL, ROW_WIDTH, SCHEMA_VERSION,
+    _job_to_row, _row_to_job, states_sql,
 )
 from .transitions import ControlQueries
 
@@ -188,10 +188,10 @@ class SQLiteStore(ControlQueries, OutboxQueries, TransferQueries, ScheduleQuerie
         conn = self._writer
         assert conn is not None
         steps: list[Step] = []
-        new_rows = [row for insert in batch.inserts for row in insert.rows]
+        new_rows = len(batch.values) // ROW_WIDTH
         if new_rows:
             # new jobs first: a later write of the same batch may already refer to one
-            steps.append(("many", _INSERT, new_rows))
+            steps.append(("insert", "", batch.values))
         units = group_writes(batch.writes)
         for unit in units:
             first = unit[0]
@@ -223,11 +223,11 @@ class SQLiteStore(ControlQueries, OutboxQueries, TransferQueries, ScheduleQuerie
                 settle(future, Unavailable("storage unavailable: the commit failed"))
             return
         self.commits += 1
-        self._checkpoints.committed(len(new_rows) + len(batch.writes) + len(batch.progress))
+        self._checkpoints.committed(new_rows + len(batch.writes) + len(batch.progress))
         if batch.progress_done is not None:
             settle(batch.progress_done, None)
         if new_rows:
-            await self._settle_inserts(batch.inserts, outcomes[0], len(new_rows))
+            await self._settle_inserts(batch.inserts, outcomes[0], new_rows)
             outcomes = outcomes[1:]
         for unit, outcome in zip(units, outcomes):
             first = unit[0]
@@ -247,12 +247,12 @@ class SQLiteStore(ControlQueries, OutboxQueries, TransferQueries, ScheduleQuerie
         """Answer each insert; one whose rows a unique index refused gets ``DuplicateJob``."""
         missing: set[str] = set()
         if stored < expected:
-            ids = [row[0] for insert in inserts for row in insert.rows]
+            ids = [job_id for insert in inserts for job_id in insert.ids]
             present = {r[0] for r in await self._read(
                 f"SELECT id FROM jobs WHERE id IN ({', '.join('?' * len(ids))})", ids)}
             missing = set(ids) - present
         for insert in inserts:
-            if missing and any(row[0] in missing for row in insert.rows):
+            if missing and not missing.isdisjoint(insert.ids):
                 settle(insert.future, DuplicateJob("a job with this idempotency key exists"))
             else:
                 settle(insert.future, None)
@@ -282,7 +282,10 @@ class SQLiteStore(ControlQueries, OutboxQueries, TransferQueries, ScheduleQuerie
         if self._closing:
             raise Unavailable("the store is closed")
         future = asyncio.get_running_loop().create_future()
-        self._batch.inserts.append(Insert([_job_to_row(job) for job in jobs], future))
+        batch = self._batch
+        for job in jobs:
+            batch.values.extend(_job_to_row(job))
+        batch.inserts.append(Insert([job.id for job in jobs], future))
         self._wake.set()
         return future
 

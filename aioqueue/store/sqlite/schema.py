@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import orjson
 
 from ...models import TERMINAL, Job, JobState
@@ -215,10 +217,16 @@ PURGE_SQL = (
     f"AND state IN ({_TERMINAL}) ORDER BY ended_at_ms LIMIT ?)"
 )
 
-# a row that would break a unique index is skipped, not fatal: the batch's other rows stand
-_INSERT = (
-    f"INSERT INTO jobs ({COLUMNS}) VALUES ({', '.join('?' * 22)}) ON CONFLICT DO NOTHING"
-)
+#: values in a job's row (``_job_to_row``)
+ROW_WIDTH = 22
+
+
+@functools.lru_cache(maxsize=None)
+def insert_sql(rows: int) -> str:
+    """One INSERT of ``rows`` new jobs. A row that would break a unique index is skipped,
+    not fatal: the statement's other rows stand, and its rowcount says how many did."""
+    row = f"({', '.join('?' * ROW_WIDTH)})"
+    return f"INSERT INTO jobs ({COLUMNS}) VALUES {', '.join([row] * rows)} ON CONFLICT DO NOTHING"
 
 
 def _job_to_row(job: Job) -> tuple:
