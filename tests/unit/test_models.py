@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+import threading
 import uuid
 
-from aioqueue.models import is_job_id, iso_ms, new_job_id
+from aioqueue import models
+from aioqueue.models import is_job_id, iso_ms, new_claim_token, new_job_id
 
 
 def test_new_job_ids_are_distinct_uuid4_hex():
@@ -15,6 +19,50 @@ def test_new_job_ids_are_distinct_uuid4_hex():
         parsed = uuid.UUID(hex=job_id)
         assert parsed.version == 4 and parsed.variant == uuid.RFC_4122
         assert parsed.hex == job_id
+
+
+def test_ids_and_tokens_take_random_bytes_in_blocks_not_one_system_call_each(monkeypatch):
+    calls: list[int] = []
+    real = os.urandom
+
+    def urandom(size: int) -> bytes:
+        calls.append(size)
+        return real(size)
+
+    monkeypatch.setattr(models.os, "urandom", urandom)
+    ids = [new_job_id() for _ in range(1000)]
+    tokens = [new_claim_token() for _ in range(1000)]
+    assert len(calls) <= 10
+    assert len(set(ids)) == 1000 and all(is_job_id(job_id) for job_id in ids)
+    assert len(set(tokens)) == 1000 and {len(token) for token in tokens} == {24}
+
+
+def test_threads_never_share_an_id():
+    taken: list[list[str]] = [[] for _ in range(4)]
+
+    def make(out: list[str]) -> None:
+        out.extend(new_job_id() for _ in range(5000))
+
+    threads = [threading.Thread(target=make, args=(out,)) for out in taken]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len({job_id for out in taken for job_id in out}) == 20000
+
+
+def _child_ids(pipe) -> None:
+    pipe.send([new_job_id() for _ in range(10)])
+
+
+def test_a_forked_child_makes_ids_of_its_own():
+    new_job_id()  # the parent holds ids made ahead
+    parent_end, child_end = multiprocessing.Pipe()
+    child = multiprocessing.get_context("fork").Process(target=_child_ids, args=(child_end,))
+    child.start()
+    from_child = parent_end.recv()
+    child.join(10)
+    assert not set(from_child) & {new_job_id() for _ in range(10)}
 
 
 def test_iso_ms_is_utc_with_milliseconds():
