@@ -6,19 +6,10 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 
-import pytest
-
 from aioqueue.errors import DuplicateJob
 from aioqueue.store.sqlite import SQLiteStore
 from tests.factories import make_job
-
-
-@pytest.fixture
-async def store(tmp_path):
-    store = SQLiteStore(str(tmp_path / "store.db"))
-    await store.open()
-    yield store
-    await store.close()
+from tests.store.test_sqlite import store  # noqa: F401 (the fixture: one SQLite store)
 
 
 async def _one_commit(store: SQLiteStore, batches: list[list]) -> tuple[list, list[str]]:
