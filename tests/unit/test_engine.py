@@ -56,6 +56,27 @@ async def test_a_job_submitted_to_a_free_worker_starts_without_a_claim(make_engi
     assert engine.store.commits == commits + 1  # the insert was the only write
 
 
+async def test_a_caller_gone_before_the_commit_leaves_its_job_stored_and_started(
+        make_engine, registry):
+    started = asyncio.Event()
+
+    @registry.process("hold")
+    async def hold(ctx, data):
+        started.set()
+        await asyncio.Event().wait()
+
+    engine = await make_engine()
+    caller = asyncio.create_task(engine.submit("hold", None))
+    await asyncio.sleep(0)  # it waits for the commit now
+    assert not caller.done()
+    caller.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await caller
+    await asyncio.wait_for(started.wait(), 5)  # the follow-up ran: handed to its worker
+    assert engine.backlog.size == 1  # its place was kept, not given back
+    assert [j.state for _, j in await engine.store.list_jobs()] == [JobState.RUNNING]
+
+
 async def test_wait_returns_the_terminal_job_with_its_result(make_engine, registry):
     @registry.process("double")
     async def double(ctx, data):
