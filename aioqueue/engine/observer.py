@@ -7,7 +7,7 @@ overrides only what it needs.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 
 from ..models import Job
 
@@ -40,42 +40,76 @@ class JobObserver:
         return False
 
 
-class Observers(list[JobObserver]):
+#: the hooks of one job, each told only to the observers that override it
+_JOB_HOOKS = ("job_changed", "job_submitted", "job_ended")
+
+
+class Observers:
     """The engine's observers, told in order. A failing observer is logged and never stops
-    the engine or the observers after it."""
+    the engine or the observers after it.
+
+    Each job hook is called only on the observers whose class overrides it: a submit tells
+    the two or three that care, not every observer twice.
+    """
+
+    def __init__(self, observers: Iterable[JobObserver] = ()) -> None:
+        self._all: list[JobObserver] = []
+        self._hooks: dict[str, list[Callable[[Job], None]]] = {name: [] for name in _JOB_HOOKS}
+        self.extend(observers)
+
+    def append(self, observer: JobObserver) -> None:
+        """Tell ``observer`` too, after those added before it."""
+        self._all.append(observer)
+        for name, hooks in self._hooks.items():
+            if getattr(type(observer), name, None) is not getattr(JobObserver, name):
+                hooks.append(getattr(observer, name))
+
+    def extend(self, observers: Iterable[JobObserver]) -> None:
+        for observer in observers:
+            self.append(observer)
+
+    def __iadd__(self, observers: Iterable[JobObserver]) -> Observers:
+        self.extend(observers)
+        return self
+
+    def __iter__(self) -> Iterator[JobObserver]:
+        return iter(self._all)
+
+    def __len__(self) -> int:
+        return len(self._all)
 
     def changed(self, job: Job) -> None:
         """A stored job changed (claimed, re-queued, paused, resumed, progressed)."""
-        self._each(job, "job_changed", lambda o: o.job_changed(job))
+        self._tell("job_changed", job)
 
     def submitted(self, job: Job) -> None:
         """A new job is committed."""
-        self.changed(job)
-        self._each(job, "job_submitted", lambda o: o.job_submitted(job))
+        self._tell("job_changed", job)
+        self._tell("job_submitted", job)
 
     def ended(self, job: Job) -> None:
         """A job's end is committed."""
-        self.changed(job)
-        self._each(job, "job_ended", lambda o: o.job_ended(job))
+        self._tell("job_changed", job)
+        self._tell("job_ended", job)
 
     def changes_read(self, cursor: str, since_ns: int) -> None:
         """The change log was read up to ``cursor`` (see ``JobObserver.changes_read``)."""
-        for observer in self:
+        for observer in self._all:
             observer.changes_read(cursor, since_ns)
 
     def changes_lost(self) -> None:
         """See ``JobObserver.changes_lost``."""
-        for observer in self:
+        for observer in self._all:
             observer.changes_lost()
 
     def follow(self, job_id: str) -> bool:
         """Whether some observer has a use for changes of ``job_id`` made elsewhere."""
-        return any(observer.follows(job_id) for observer in self)
+        return any(observer.follows(job_id) for observer in self._all)
 
-    def _each(self, job: Job, event: str, tell: Callable[[JobObserver], None]) -> None:
-        for observer in self:
+    def _tell(self, event: str, job: Job) -> None:
+        for hook in self._hooks[event]:
             try:
-                tell(observer)
+                hook(job)
             except Exception:
-                log.exception("job %s: %s failed in %r", job.id, event, observer,
-                              extra={"job_id": job.id})
+                log.exception("job %s: %s failed in %r", job.id, event,
+                              getattr(hook, "__self__", hook), extra={"job_id": job.id})
