@@ -198,7 +198,9 @@ class Hub(JobObserver):
         return bool(self._all) or job_id in self._by_job
 
     def publish(self, job: Job) -> None:
-        """Hand a change of ``job`` to every interested reader."""
+        """Hand a change of ``job`` to every interested reader (none: nothing is built)."""
+        if not self._all and job.id not in self._by_job:
+            return
         change = Change(next(self._seq), job)
         for sub in tuple(self._by_job.get(job.id, ())):
             sub.offer(change)
