@@ -40,7 +40,8 @@ async def make_engine(tmp_path, registry):
         await store.close()
 
 
-async def test_a_job_submitted_to_a_free_worker_starts_without_a_claim(make_engine, registry):
+def _hold(registry: Registry) -> asyncio.Event:
+    """Register ``hold``, a process that never ends; the event is set once one starts."""
     started = asyncio.Event()
 
     @registry.process("hold")
@@ -48,6 +49,11 @@ async def test_a_job_submitted_to_a_free_worker_starts_without_a_claim(make_engi
         started.set()
         await asyncio.Event().wait()
 
+    return started
+
+
+async def test_a_job_submitted_to_a_free_worker_starts_without_a_claim(make_engine, registry):
+    started = _hold(registry)
     engine = await make_engine()
     commits = engine.store.commits
     job = await engine.submit("hold", None)
@@ -58,13 +64,7 @@ async def test_a_job_submitted_to_a_free_worker_starts_without_a_claim(make_engi
 
 async def test_a_caller_gone_before_the_commit_leaves_its_job_stored_and_started(
         make_engine, registry):
-    started = asyncio.Event()
-
-    @registry.process("hold")
-    async def hold(ctx, data):
-        started.set()
-        await asyncio.Event().wait()
-
+    started = _hold(registry)
     engine = await make_engine()
     caller = asyncio.create_task(engine.submit("hold", None))
     await asyncio.sleep(0)  # it waits for the commit now
