@@ -61,7 +61,10 @@ def create_app(settings: Settings, registry: Registry | None = None) -> web.Appl
     )
     app[SETTINGS] = settings
     app[REPEATS] = RepeatLog(settings.server.repeat_log_interval_s)
-    app.on_response_prepare.append(guard.on_response_prepare)
+    if settings.server.cors_origins:
+        # it adds headers for listed origins only; an app without the signal handler is
+        # spared aiohttp's await of the signal on every answer
+        app.on_response_prepare.append(guard.on_response_prepare)
     events, limits = settings.events, settings.limits
     app[HUB] = Hub(events.max_pending, max_pending_bytes=events.max_pending_bytes,
                    budget_bytes=events.buffer_budget_bytes)

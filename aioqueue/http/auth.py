@@ -14,7 +14,7 @@ from aiohttp import web
 from ..errors import Forbidden, Overloaded, Unauthorized
 from .keys import LIMITER, TOKENS
 from .mount import prefix
-from .tokens import Principal
+from .tokens import OPEN, Principal
 
 
 def _request_key(name: str) -> Any:
@@ -72,8 +72,12 @@ def authenticate(request: web.Request) -> None:
     """Every path but the public ones needs a known token (unless none is configured):
     the caller's ``Principal`` is set on the request, or 401/403 raised."""
     tokens = request.app[TOKENS]
+    if tokens.open:  # everyone is the one local user: no path is public or admin-only
+        presented_token(request)  # two tokens that disagree are still refused
+        request[PRINCIPAL] = OPEN
+        return
     path = request.path.removeprefix(prefix(request))  # as if mounted at the root
-    if tokens.open or not (path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES)):
+    if not (path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES)):
         principal = tokens.authenticate(presented_token(request))
         if principal is None:
             raise Unauthorized("a valid token is required (X-TOKEN or Authorization: Bearer)")

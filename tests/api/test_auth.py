@@ -85,6 +85,13 @@ async def test_without_tokens_the_server_is_open(make_auth_client):
     assert (await client.get("/processes")).status == 200
 
 
+async def test_without_tokens_two_tokens_that_disagree_are_still_refused(make_auth_client):
+    client = await make_auth_client(auth={"tokens": []})
+    resp = await client.post(SUBMIT, json=1, headers={"X-TOKEN": "a", "Authorization": "Bearer b"})
+    assert resp.status == 401
+    assert (await resp.json())["error"]["code"] == "unauthorized"
+
+
 async def test_jobs_record_their_creator_also_for_an_admin(auth_client):
     engine = auth_client.server.app[ENGINE]
     for name in ("alice", "root"):

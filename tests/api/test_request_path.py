@@ -9,7 +9,7 @@ import textwrap
 
 import pytest
 
-from aioqueue.config import Settings
+from aioqueue.config import ServerSettings, Settings
 from aioqueue.http.app import create_app
 from aioqueue.http.keys import STORE
 from aioqueue.http.rendered import RenderedJobs
@@ -49,6 +49,13 @@ def test_prometheus_client_is_loaded_at_the_first_scrape_only(tmp_path):
 def test_the_app_runs_one_middleware():
     app = create_app(Settings())
     assert len(app.middlewares) == 1
+
+
+def test_only_an_app_with_cors_origins_hooks_every_answer():
+    # aiohttp awaits the response-prepare signal for every answer once it has a handler
+    assert not create_app(Settings()).on_response_prepare
+    listed = Settings(server=ServerSettings(cors_origins=["https://app.example"]))
+    assert len(create_app(listed).on_response_prepare) == 1
 
 
 # ------------------------------------------------------------ kept answers of ended jobs
