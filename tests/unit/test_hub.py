@@ -6,6 +6,7 @@ import time
 
 import pytest
 
+from aioqueue.http import hub as hub_module
 from aioqueue.http.hub import Hub
 from aioqueue.models import Job, JobState, new_job_id, progress_json
 
@@ -85,8 +86,9 @@ def _big(size: int, **changes) -> Job:
 async def test_each_change_is_encoded_once_for_every_reader(monkeypatch):
     hub = Hub()
     encodings = []
-    real = Job.to_dict
-    monkeypatch.setattr(Job, "to_dict", lambda self, **kw: encodings.append(1) or real(self, **kw))
+    real = hub_module.render
+    monkeypatch.setattr(hub_module, "render",
+                        lambda *args, **kw: encodings.append(1) or real(*args, **kw))
     subs = [hub.subscribe() for _ in range(50)]
     hub.publish(_job())
     frames = {id((await sub.next_changes(1))[0].frame()) for sub in subs}
