@@ -219,19 +219,21 @@ class GuardedHandler(web.RequestHandler):
         super().force_close()
 
     def data_received(self, data: bytes) -> None:
-        if data and self._body is None:
-            self._header_bytes = True
-            if self._in_flight == 0 and self._expire is None:
-                # the next request on a keep-alive connection starts: its header clock too
-                self._start_clock(self._guard.settings.header_timeout_s, self._headers_late)
         before = self._request_count
         super().data_received(data)
         parsed = self._request_count - before
         if parsed:
             self._headers_in(parsed)
-        elif self._body is not None and self._body.is_eof():
-            self._body = None
-            self._stop_clock()
+        elif self._body is not None:
+            if self._body.is_eof():
+                self._body = None
+                self._stop_clock()
+        elif data:
+            # the start of a request whose headers are not all here: its header clock runs
+            # from now (a request that arrives whole, as most do, never starts one)
+            self._header_bytes = True
+            if self._in_flight == 0 and self._expire is None:
+                self._start_clock(self._guard.settings.header_timeout_s, self._headers_late)
 
     def _headers_in(self, parsed: int) -> None:
         """``parsed`` requests' headers arrived: stop the header clock, start the body's."""
@@ -239,13 +241,13 @@ class GuardedHandler(web.RequestHandler):
         self._header_bytes = False
         self._stop_clock()
         messages = self._messages
-        newest = [messages[i] for i in range(len(messages) - parsed, len(messages))]
-        for message, _ in newest:
+        payload = None
+        for i in range(len(messages) - parsed, len(messages)):
+            message, payload = messages[i]
             if not isinstance(message, RawRequestMessage) and self._body is not None:
                 # malformed framing after the headers: fail the read now, not at the timeout
                 if not self._body.is_eof():
                     self._body.set_exception(web.RequestPayloadError("malformed framing"))
-        payload = newest[-1][1] if newest else None
         if payload is not None and not payload.is_eof() and payload.exception() is None:
             self._body = payload
             self._start_clock(self._guard.settings.body_timeout_s, self._body_late)
@@ -323,7 +325,8 @@ def expect_guard(
     before any middleware runs, so a body over the limit is refused here, before it is
     invited, and an expectation other than 100-continue gets a JSON 417."""
 
-    async def handle(request: web.BaseRequest) -> web.StreamResponse:
+    def handle(request: web.BaseRequest) -> Awaitable[web.StreamResponse]:
+        # a plain function: a request without Expect (nearly all) costs no coroutine here
         expect = request.headers.get("Expect")
         if expect:
             refusal = None
@@ -340,10 +343,14 @@ def expect_guard(
                 protocol = request.protocol
                 if isinstance(protocol, GuardedHandler):
                     protocol.skip_lingering()  # the client waits: no body will follow
-                return refusal
-        return await handler(request)
+                return _answered(refusal)
+        return handler(request)
 
     return handle
+
+
+async def _answered(response: web.StreamResponse) -> web.StreamResponse:
+    return response
 
 
 class GuardedServer(web.Server):
