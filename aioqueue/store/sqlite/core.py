@@ -27,13 +27,13 @@ from ..base import JobStore
 from ..common import newer_schema, settle
 from .changes import ChangeQueries
 from .checkpoints import Checkpointer
-from .groupcommit import Batch, Insert, Step, Write, group_writes, quietly, run_steps
+from .groupcommit import Batch, Insert, RowsSql, Step, Write, group_writes, quietly, run_steps
 from .outbox import OutboxQueries
 from .transfer import TransferQueries
 from .schedules import ScheduleQueries
 from .schema import (
-    CLAIM_SQL, CLAIMABLE, COLUMNS, MIGRATIONS, NEXT_DUE_SQL, ROW_WIDTH, SCHEMA_VERSION,
-    _job_to_row, _row_to_job, states_sql,
+    CLAIM_SQL, CLAIMABLE, COLUMNS, END_SQL, MIGRATIONS, NEXT_DUE_SQL, PROGRESS_SQL, ROW_WIDTH,
+    SCHEMA_VERSION, _job_to_row, _row_to_job, insert_sql, states_sql,
 )
 from .transitions import ControlQueries
 
@@ -151,18 +151,19 @@ class SQLiteStore(ControlQueries, OutboxQueries, TransferQueries, ScheduleQuerie
     # ---------------------------------------------------------------- the writer
 
     def _enqueue(
-        self, sql: str, params: Any, *, fetch: bool = False, grouped: bool = False
+        self, sql: str, params: Any, *, fetch: bool = False, rows: RowsSql | None = None
     ) -> asyncio.Future:
         """Queue a write for the next commit.
 
-        The future gets the rows (``fetch``) or the rowcount. A ``grouped`` write gets 1
-        when every write of its group matched a row, and None when some did not and the
-        caller must look for itself.
+        The future gets the rows (``fetch``) or the rowcount. A write with ``rows`` (the SQL
+        of many such writes as one statement) shares it with the batch's writes of the same
+        SQL, and gets 1 when every write of its group matched a row, and None when some did
+        not and the caller must look for itself.
         """
         if self._closing:
             raise Unavailable("the store is closed")
         future = asyncio.get_running_loop().create_future()
-        self._batch.writes.append(Write(sql, params, future, fetch, grouped))
+        self._batch.writes.append(Write(sql, params, future, fetch, rows))
         self._wake.set()
         return future
 
@@ -191,22 +192,21 @@ class SQLiteStore(ControlQueries, OutboxQueries, TransferQueries, ScheduleQuerie
         new_rows = len(batch.values) // ROW_WIDTH
         if new_rows:
             # new jobs first: a later write of the same batch may already refer to one
-            steps.append(("insert", "", batch.values))
+            steps.append(("rows", (insert_sql, ROW_WIDTH), batch.values))
         units = group_writes(batch.writes)
         for unit in units:
             first = unit[0]
             if first.fetch:
                 steps.append(("fetch", first.sql, first.params))
-            elif first.grouped:
-                steps.append(("many", first.sql, [w.params for w in unit]))
+            elif first.rows is not None:
+                values = [value for write in unit for value in write.params]
+                steps.append(("rows", (first.rows, len(first.params)), values))
             else:
                 steps.append(("one", first.sql, first.params))
         if batch.progress:
-            steps.append((
-                "many",
-                "UPDATE jobs SET progress = ? WHERE id = ? AND state IN ('running', 'paused')",
-                [(p, i) for i, p in batch.progress.items()],
-            ))
+            values = [value for job_id, progress in batch.progress.items()
+                      for value in (progress, job_id)]
+            steps.append(("rows", (PROGRESS_SQL, 2), values))
         try:
             # aiosqlite's own way to run a function on its connection's thread
             outcomes = await conn._execute(run_steps, conn._conn, steps)
@@ -236,7 +236,7 @@ class SQLiteStore(ControlQueries, OutboxQueries, TransferQueries, ScheduleQuerie
             elif isinstance(outcome, BaseException):
                 log.error("write failed: %s: %r", first.sql.split("(")[0], outcome)
                 result = Unavailable("storage unavailable")
-            elif first.grouped:
+            elif first.rows is not None:
                 result = 1 if outcome == len(unit) else None
             else:
                 result = outcome
@@ -327,17 +327,14 @@ class SQLiteStore(ControlQueries, OutboxQueries, TransferQueries, ScheduleQuerie
     ) -> bool:
         """End an active job; False (and nothing written) if it was already terminal or gone.
 
-        Workers end many jobs a second, so ends share one statement per commit.
+        Workers end many jobs a second, so the ends of a commit share one statement
+        (``END_SQL``: an UPDATE from a VALUES list of them).
         The job's notices (its callback URL and e-mail address) enter the outbox with its end,
         through the ``jobs_end_outbox`` trigger on that row's update: they commit together or
         not at all.
         """
         count = await self._enqueue(
-            "UPDATE jobs SET state = ?, result = ?, error = ?, ended_at_ms = ? "
-            "WHERE id = ? AND state IN ('queued', 'running', 'paused')",
-            (state.value, result, error, ended_at_ms, job.id),
-            grouped=True,
-        )
+            END_SQL(1), (state.value, result, error, ended_at_ms, job.id), rows=END_SQL)
         if count is None:  # some end of the group found its job ended already: which?
             stored = await self.get(job.id)
             return stored is not None and (stored.state, stored.ended_at_ms, stored.result,

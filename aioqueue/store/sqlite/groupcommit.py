@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .schema import ROW_WIDTH, insert_sql
+#: the SQL of one statement that writes ``rows`` rows of parameters at once
+RowsSql = Callable[[int], str]
 
 
 @dataclass(slots=True)
@@ -18,14 +20,14 @@ class Write:
     params: Any
     future: asyncio.Future
     fetch: bool = False
-    #: may share one executemany with the batch's other writes of the same SQL
-    grouped: bool = False
+    #: the batch's writes of the same SQL share one statement, made by this from their rows
+    rows: RowsSql | None = None
 
 
 @dataclass(slots=True)
 class Insert:
     """New jobs of one caller: their rows wait in ``Batch.values``, shared by the commit's
-    multi-row INSERTs (``insert_rows``)."""
+    multi-row INSERTs (``write_rows``)."""
 
     ids: list[str]
     future: asyncio.Future
@@ -52,37 +54,38 @@ class Batch:
         return bool(self.inserts or self.writes or self.progress)
 
 
-#: one statement of a batch: ("one" | "many" | "fetch", its SQL, its parameters), or
-#: ("insert", "", the values of new rows)
-Step = tuple[str, str, Any]
+#: one statement of a batch: ("one" | "fetch", its SQL, its parameters), or ("rows",
+#: (its ``RowsSql``, values a row), the rows' values one after another)
+Step = tuple[str, Any, Any]
 
-#: rows of one INSERT are a multiple of this, or fewer: at most two statements a commit of
-#: up to ``_MAX_ROWS`` rows, and 19 distinct texts, all kept in SQLite's statement cache
-#: (a prepared statement takes about 5 kB a row: 1.4 MB for all 19)
+#: rows of one statement are a multiple of this, or fewer: at most two statements a commit
+#: of up to ``_MAX_ROWS`` rows, and 19 distinct texts of each, all kept in SQLite's
+#: statement cache (a prepared INSERT takes about 5 kB a row: 1.4 MB for all 19)
 _ROWS_STEP = 16
 _MAX_ROWS = 64
 
 
-def insert_rows(conn: sqlite3.Connection, values: list[Any]) -> int:
-    """Insert new rows with as few statements as the variable limit allows; how many stored.
+def write_rows(conn: sqlite3.Connection, sql: RowsSql, width: int, values: list[Any]) -> int:
+    """Write rows of ``width`` values with as few statements as the variable limit allows;
+    the rowcount.
 
     ``executemany`` would step once per row, and Python's sqlite3 lets go of the GIL and
     takes it back at each step: under load the writer waits for the event loop each time.
     One statement of many rows steps once.
     """
-    most = min(_MAX_ROWS, conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // ROW_WIDTH)
+    most = min(_MAX_ROWS, conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // width)
     if most > _ROWS_STEP:
         most -= most % _ROWS_STEP
-    left = len(values) // ROW_WIDTH
-    stored = start = 0
+    left = len(values) // width
+    count = start = 0
     while left:
         rows = min(left, most)
         if rows > _ROWS_STEP:
             rows -= rows % _ROWS_STEP
-        end = start + rows * ROW_WIDTH
-        stored += conn.execute(insert_sql(rows), values[start:end]).rowcount
+        end = start + rows * width
+        count += conn.execute(sql(rows), values[start:end]).rowcount
         start, left = end, left - rows
-    return stored
+    return count
 
 
 def run_steps(conn: sqlite3.Connection, steps: list[Step]) -> list[Any]:
@@ -97,10 +100,8 @@ def run_steps(conn: sqlite3.Connection, steps: list[Step]) -> list[Any]:
         try:
             if kind == "fetch":
                 outcomes.append(conn.execute(sql, params).fetchall())
-            elif kind == "insert":
-                outcomes.append(insert_rows(conn, params))
-            elif kind == "many":
-                outcomes.append(conn.executemany(sql, params).rowcount)
+            elif kind == "rows":
+                outcomes.append(write_rows(conn, *sql, params))
             else:
                 outcomes.append(conn.execute(sql, params).rowcount)
         except Exception as exc:
@@ -114,11 +115,11 @@ def run_steps(conn: sqlite3.Connection, steps: list[Step]) -> list[Any]:
 
 
 def group_writes(writes: list[Write]) -> list[list[Write]]:
-    """Writes in order, except that grouped writes of one SQL join the first of them."""
+    """Writes in order, except that writes of one SQL with ``rows`` join the first of them."""
     units: list[list[Write]] = []
     groups: dict[str, list[Write]] = {}
     for write in writes:
-        if write.grouped:
+        if write.rows is not None:
             group = groups.get(write.sql)
             if group is not None:
                 group.append(write)

@@ -6,10 +6,11 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 
 import orjson
 
-from ...models import TERMINAL, Job, JobState
+from ...models import ACTIVE, TERMINAL, Job, JobState
 from ..common import COLUMNS, states_sql
 from ..common import row_to_job as _row_to_job
 from .changes import CHANGE_LOG
@@ -221,12 +222,41 @@ PURGE_SQL = (
 ROW_WIDTH = 22
 
 
+def _rows(width: int) -> Callable[[int], str]:
+    """``rows`` parenthesised lists of ``width`` parameters each, for a VALUES list."""
+    row = f"({', '.join('?' * width)})"
+    return lambda rows: ", ".join([row] * rows)
+
+
+_JOB_ROWS = _rows(ROW_WIDTH)
+
+
 @functools.lru_cache(maxsize=None)
 def insert_sql(rows: int) -> str:
     """One INSERT of ``rows`` new jobs. A row that would break a unique index is skipped,
     not fatal: the statement's other rows stand, and its rowcount says how many did."""
-    row = f"({', '.join('?' * ROW_WIDTH)})"
-    return f"INSERT INTO jobs ({COLUMNS}) VALUES {', '.join([row] * rows)} ON CONFLICT DO NOTHING"
+    return f"INSERT INTO jobs ({COLUMNS}) VALUES {_JOB_ROWS(rows)} ON CONFLICT DO NOTHING"
+
+
+def _update_from_values(assign: str, width: int, where: str) -> Callable[[int], str]:
+    """The SQL of one UPDATE of many jobs, each row of a VALUES list (``v.column1``...)
+    naming a job and its new values; its rowcount is how many jobs matched."""
+    values = _rows(width)
+
+    @functools.lru_cache(maxsize=None)
+    def sql(rows: int) -> str:
+        return f"UPDATE jobs SET {assign} FROM (VALUES {values(rows)}) AS v WHERE {where}"
+
+    return sql
+
+
+#: ends of active jobs: (state, result, error, ended_at_ms, id) a row
+END_SQL = _update_from_values(
+    "state = v.column1, result = v.column2, error = v.column3, ended_at_ms = v.column4", 5,
+    f"jobs.id = v.column5 AND jobs.state IN ({states_sql(ACTIVE)})")
+#: progress of running or paused jobs: (progress, id) a row
+PROGRESS_SQL = _update_from_values(
+    "progress = v.column1", 2, "jobs.id = v.column2 AND jobs.state IN ('running', 'paused')")
 
 
 def _job_to_row(job: Job) -> tuple:
