@@ -60,6 +60,17 @@ def db_location(backend: str, tmp_path: Path, request: pytest.FixtureRequest) ->
     return str(tmp_path / "jobs.db")
 
 
+if os.environ.get("AIOQUEUE_EVENT_LOOP") == "uvloop":
+
+    @pytest.fixture(scope="session")
+    def event_loop_policy():
+        """The in-process servers of the app tests on uvloop too, as every ``aioqueue
+        serve`` the suite starts is (the CLI reads the same variable)."""
+        import uvloop
+
+        return uvloop.EventLoopPolicy()
+
+
 #: what the test clients send with every request
 JSON_HEADERS = {"Content-Type": "application/json"}
 

@@ -39,6 +39,10 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR (default INFO)")
     serve.add_argument("--log-format", choices=["plain", "json"],
                        help="plain lines (the default) or one JSON object per line")
+    serve.add_argument("--event-loop", choices=["auto", "asyncio", "uvloop"],
+                       default=os.environ.get("AIOQUEUE_EVENT_LOOP") or None,
+                       help="auto (uvloop when installed), asyncio or uvloop "
+                            "(env AIOQUEUE_EVENT_LOOP; default server.event_loop)")
     check = commands.add_parser(
         "check-config", help="check a config file: exit 0 if valid, else 1 and one line per problem")
     check.add_argument("file", help="the TOML config file")
@@ -89,7 +93,7 @@ def _settings(args: argparse.Namespace) -> Settings:
     settings = load_settings(args.config)
     settings = settings.with_overrides(
         "server", host=args.host, port=args.port, log_level=args.log_level,
-        log_format=args.log_format,
+        log_format=args.log_format, event_loop=args.event_loop,
     )
     settings = settings.with_overrides("storage", url=args.db)
     return settings.with_overrides("engine", workers=args.workers)

@@ -37,3 +37,22 @@ def test_asking_for_uvloop_without_it_is_a_start_failure(monkeypatch):
     _missing(monkeypatch)
     with pytest.raises(ConfigError, match="uvloop"):
         loop_factory("uvloop")
+
+
+def test_the_option_and_its_variable_override_the_file(monkeypatch, tmp_path):
+    from aioqueue.cli.main import _parser, _settings
+
+    config = tmp_path / "config.toml"
+    config.write_text('[server]\nevent_loop = "uvloop"\n')
+    monkeypatch.delenv("AIOQUEUE_EVENT_LOOP", raising=False)
+    serve = ["serve", "--config", str(config)]
+    assert _settings(_parser().parse_args(serve)).server.event_loop == "uvloop"
+    assert _settings(_parser().parse_args([*serve, "--event-loop", "asyncio"])
+                     ).server.event_loop == "asyncio"
+    monkeypatch.setenv("AIOQUEUE_EVENT_LOOP", "asyncio")
+    assert _settings(_parser().parse_args(serve)).server.event_loop == "asyncio"
+    assert _settings(_parser().parse_args([*serve, "--event-loop", "auto"])
+                     ).server.event_loop == "auto"
+    monkeypatch.setenv("AIOQUEUE_EVENT_LOOP", "tokio")
+    with pytest.raises(ConfigError, match="event_loop"):
+        _settings(_parser().parse_args(serve))
