@@ -72,11 +72,18 @@ def stop(proc: subprocess.Popen, sig: int = signal.SIGTERM, timeout_s: float = 2
 
 
 @contextmanager
-def hello_server(loop: str = "asyncio") -> Iterator[str]:
+def hello_process(loop: str = "asyncio") -> Iterator[tuple[str, subprocess.Popen]]:
+    """bench/hello.py on ``loop``; yields (url, process)."""
     port = free_port()
     with server([sys.executable, str(HERE / "hello.py"), str(port), loop],
-                f"http://127.0.0.1:{port}/"):
-        yield f"http://127.0.0.1:{port}"
+                f"http://127.0.0.1:{port}/") as proc:
+        yield f"http://127.0.0.1:{port}", proc
+
+
+@contextmanager
+def hello_server(loop: str = "asyncio") -> Iterator[str]:
+    with hello_process(loop) as (url, _):
+        yield url
 
 
 #: throughput runs queue far more than the default backlog limit, which would refuse them

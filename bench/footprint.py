@@ -1,7 +1,7 @@
 """The server's footprint: idle RSS, start time, wake-ups while idle, and RSS under load.
 
     .venv/bin/python bench/footprint.py [--idle-s 20] [--rounds 5] [--compare CHECKOUT]
-                                        [--python PYTHON] [--no-load]
+                                        [--python PYTHON] [--no-load] [--loop asyncio,uvloop]
 
 - start: from exec to the first 200 from /health, median (and fastest, the figure nearest
   to a quiet machine) of ``--rounds`` starts, on a fresh database (schema created) and on an
@@ -20,7 +20,8 @@ the same rounds, interleaved with this one: its server runs with that folder as 
 working directory, so ``python -m aioqueue`` imports that checkout's package. ``--python``
 runs every process with another Python: an editable install (``pip install -e``) adds a
 finder that every start in its virtualenv imports (about 10 ms), which a pip-installed
-server does not have.
+server does not have. ``--loop asyncio,uvloop`` measures this checkout once on each event
+loop named (``serve --event-loop``), interleaved, instead of once on its configured one.
 """
 
 from __future__ import annotations
@@ -72,8 +73,8 @@ WAIT = "import sys, time; sys.stdout.write('ready\\n'); sys.stdout.flush(); time
 class Side:
     """One aioqueue checkout: the command that serves it, and where it runs."""
 
-    def __init__(self, name: str, checkout: Path) -> None:
-        self.name, self.checkout = name, checkout
+    def __init__(self, name: str, checkout: Path, *options: str) -> None:
+        self.name, self.checkout, self.options = name, checkout, options
         self.starts: list[float] = []
         self.restarts: list[float] = []
         self.cold: list[float] = []
@@ -86,7 +87,7 @@ class Side:
 
     def argv(self, port: int, db: str, *extra: str) -> list[str]:
         return [PYTHON[0], "-m", "aioqueue", "serve", "--port", str(port), "--db", db,
-                "--log-level", "WARNING", *extra]
+                "--log-level", "WARNING", *self.options, *extra]
 
     def start(self, port: int, db: str, *extra: str,
               env: dict[str, str] | None = None) -> tuple[subprocess.Popen, float]:
@@ -309,11 +310,15 @@ def main() -> None:
                         help="the Python to run them with, say a virtualenv where aioqueue is "
                              "pip-installed (not editable): packaging/build-binary's "
                              "build/binary-venv/bin/python (default: this one)")
+    parser.add_argument("--loop", help="this checkout on each of these event loops, "
+                                       "comma-separated (asyncio, uvloop, auto)")
     args = parser.parse_args()
     PYTHON[0] = os.path.abspath(args.python)  # not resolved: a venv's python is a link
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 8192)), hard))
-    sides = [Side("this", ROOT)]
+    loops = [loop for loop in (args.loop or "").split(",") if loop]
+    sides = ([Side(f"this-{loop}", ROOT, "--event-loop", loop) for loop in loops]
+             or [Side("this", ROOT)])
     if args.compare:
         sides.append(Side("compared", args.compare.resolve()))
     floor = {name: floor_memory(code) for name, code in FLOOR.items()}

@@ -2,6 +2,7 @@
 
   python bench/peers.py [--jobs 10000] [--workers 16] [--db postgresql://user:pw@127.0.0.1/db]
                         [--peers huey,arq,saq,procrastinate] [--redis durable,memory]
+                        [--loop asyncio,uvloop]
 
 Every run is end to end: timed from the first enqueue until the last job's end is stored,
 with the enqueue rate beside it. aioqueue gets its jobs over HTTP from wrk (64 connections)
@@ -10,6 +11,8 @@ huey runs on SQLite; arq and saq on a redis-server started here, once per ``--re
 procrastinate (only with ``--db``) on a fresh database on the same PostgreSQL server. Each
 peer has ``--workers`` concurrent jobs in one worker process and ``--producers`` concurrent
 producers (huey: 8 threads). How each is configured: bench/README.md. Nothing is asserted.
+``--loop`` runs aioqueue once on each event loop named (``asyncio,uvloop``: both, in one run;
+the hello-world ceiling is taken on the first).
 """
 
 from __future__ import annotations
@@ -21,8 +24,8 @@ import subprocess
 import tempfile
 import time
 
-from _harness import (aioqueue_server, hello_server, is_postgres, pg_database, require_module,
-                      require_wrk, stop, wrk)
+from _harness import (UNLIMITED, aioqueue_server, hello_server, is_postgres, pg_database,
+                      require_module, require_wrk, stop, wrk)
 from _peer import POLL_S, Result
 from _services import REDIS_MODES, redis_server, require_redis
 from core import terminal_counter
@@ -43,9 +46,11 @@ end
 """
 
 
-def run_aioqueue(setup: str, jobs: int, workers: int, pg: str | None, timeout_s: float) -> Result:
+def run_aioqueue(setup: str, jobs: int, workers: int, pg: str | None, timeout_s: float,
+                 loop: str = "asyncio") -> Result:
     """``jobs`` submits over HTTP by wrk; timed until every stored job is terminal."""
-    with aioqueue_server(workers=workers, pg=pg) as (url, db, _), \
+    config = UNLIMITED + f'[server]\nevent_loop = "{loop}"\n'
+    with aioqueue_server(workers=workers, pg=pg, config=config) as (url, db, _), \
             tempfile.NamedTemporaryFile("w", suffix=".lua") as script:
         script.write(STOP_AFTER)
         script.flush()
@@ -57,6 +62,7 @@ def run_aioqueue(setup: str, jobs: int, workers: int, pg: str | None, timeout_s:
             total, stored_at, ended_at = watch(db, jobs, started + timeout_s)
         finally:
             stop(load)
+    setup += "" if loop == "asyncio" else f", {loop}"
     return Result("aioqueue", setup, total, stored_at - started, ended_at - started)
 
 
@@ -118,11 +124,15 @@ def main() -> None:
     parser.add_argument("--redis", default="durable,memory",
                         help=f"Redis modes for arq and saq, of {', '.join(REDIS_MODES)}")
     parser.add_argument("--timeout", type=float, default=300, help="seconds per peer at most")
+    parser.add_argument("--loop", default="asyncio",
+                        help="aioqueue's event loops, of asyncio, uvloop (comma-separated)")
     args = parser.parse_args()
+    loops = [loop for loop in args.loop.split(",") if loop]
     peers = [p for p in args.peers.split(",") if p]
     modes = [m for m in args.redis.split(",") if m]
-    if unknown := (set(peers) - set(PEERS)) | (set(modes) - set(REDIS_MODES)):
-        parser.error(f"unknown peer or Redis mode: {', '.join(sorted(unknown))}")
+    if unknown := ((set(peers) - set(PEERS)) | (set(modes) - set(REDIS_MODES))
+                   | (set(loops) - {"asyncio", "uvloop"})):
+        parser.error(f"unknown peer, Redis mode or loop: {', '.join(sorted(unknown))}")
     if args.db and not is_postgres(args.db):
         parser.error("--db takes a postgresql:// URL")
     if "procrastinate" in peers and not args.db:
@@ -131,12 +141,12 @@ def main() -> None:
     check_requirements(peers, args)
     n, w, t = args.jobs, args.workers, args.timeout
 
-    with hello_server() as url:
+    with hello_server(loops[0]) as url:
         ceiling = wrk(f"{url}/async-process/?process=echo", connections=64, seconds=5,
                       method="POST", body='{"n": 1}')
-    results = [run_aioqueue("SQLite, synchronous=FULL", n, w, None, t)]
+    results = [run_aioqueue("SQLite, synchronous=FULL", n, w, None, t, loop) for loop in loops]
     if args.db:
-        results.append(run_aioqueue(pg_setup(args.db), n, w, args.db, t))
+        results += [run_aioqueue(pg_setup(args.db), n, w, args.db, t, loop) for loop in loops]
     if "huey" in peers:
         results.append(run_huey(n, w, t))
     for mode in modes:
@@ -163,7 +173,8 @@ def report(results: list[Result], ceiling_rps: float, jobs: int) -> None:
               + ("" if r.done >= jobs else "  (did not finish within --timeout)"))
     ours = [r for r in results if r.name == "aioqueue"]
     for peer in (r for r in results if r.name != "aioqueue"):
-        ratios = ", ".join(f"on {r.setup.split(',')[0]} {r.rate / peer.rate:.2f}x"
+        ratios = ", ".join(f"on {r.setup.split(',')[0]}{' uvloop' * r.setup.endswith('uvloop')}"
+                           f" {r.rate / peer.rate:.2f}x"
                            for r in ours if peer.rate)
         print(f"aioqueue / {peer.name} ({peer.setup}): {ratios}")
 
