@@ -1,15 +1,16 @@
 """asyncio against uvloop: each figure of ``core.py`` on both event loops, back to back.
 
-    python bench/loops.py [--rounds 3] [--seconds 5] [--connections 64]
+    python bench/loops.py [--rounds 3] [--seconds 5] [--connections 64] [--only submit,GET]
 
 On a shared machine the load changes between two ``core.py`` runs more than the loop
 changes a figure, so here each figure is taken on one loop and at once on the other (the
 order swapped every round), and each pair gives a ratio. Per round and loop: the
 hello-world ceiling, a durable submit (``delay=86400``), a GET of an ended job (with the
 server's CPU per request, every thread, from /proc, which the load stretches much less than
-req/s), end to end (``--seconds`` of submits, timed until every job is terminal) and
-``return_timeout`` on ``echo`` at one client. Prints every pair, then the median of each
-figure and of its ratios. Nothing is asserted.
+req/s), end to end (``--seconds`` of submits, timed until every job is terminal, with the
+server's CPU per job) and ``return_timeout`` on ``echo`` at one client (``--only`` picks
+some of them). Prints every pair, then the median of each figure and of its ratios.
+Nothing is asserted.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import urllib.request
 from collections.abc import Callable
 
 from _harness import UNLIMITED, aioqueue_server, hello_process, wrk
+from _meter import cpu_s
 from core import wait_all_terminal, wrk_cpu
 
 LOOPS = ("asyncio", "uvloop")
@@ -53,11 +55,12 @@ def get(loop: str, s: int, c: int) -> dict[str, float]:
 
 
 def end_to_end(loop: str, s: int, c: int) -> dict[str, float]:
-    with _server(loop) as (url, db, _):
-        started = time.monotonic()
+    with _server(loop) as (url, db, proc):
+        started, before = time.monotonic(), cpu_s(proc.pid)
         wrk(f"{url}/async-process/?process=echo", connections=c, seconds=s, **POST)
         total, finished = wait_all_terminal(db)
-        return {"rps": total / (finished - started)}
+        return {"rps": total / (finished - started),
+                "us_per_req": 1e6 * (cpu_s(proc.pid) - before) / max(total, 1)}
 
 
 def return_timeout(loop: str, s: int, c: int) -> dict[str, float]:
@@ -71,7 +74,7 @@ FIGURES: list[tuple[str, Callable[[str, int, int], dict[str, float]], list[str]]
     ("hello-world", hello, ["rps", "us_per_req"]),
     ("submit", submit, ["rps", "us_per_req", "p99_ms"]),
     ("GET", get, ["rps", "us_per_req"]),
-    ("end to end", end_to_end, ["rps"]),
+    ("end to end", end_to_end, ["rps", "us_per_req"]),
     ("return_timeout 1 client", return_timeout, ["p50_ms", "p99_ms"]),
 ]
 
@@ -81,10 +84,13 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--only", help="these figures only, comma-separated: "
+                                       + ", ".join(name for name, _, _ in FIGURES))
     args = parser.parse_args()
+    figures = [f for f in FIGURES if not args.only or f[0] in args.only.split(",")]
     runs: dict[tuple[str, str, str], list[float]] = {}
     for number in range(args.rounds):
-        for name, run, keys in FIGURES:
+        for name, run, keys in figures:
             order = LOOPS if number % 2 == 0 else LOOPS[::-1]
             pair = {loop: run(loop, args.seconds, args.connections) for loop in order}
             for key in keys:
@@ -98,7 +104,7 @@ def main() -> None:
                   f"{shown}", flush=True)
     print(f"\nmedian of {args.rounds} rounds   {'asyncio':>10} {'uvloop':>10} "
           f"{'uvloop/asyncio (median of pairs, range)':>40}")
-    for name, _, keys in FIGURES:
+    for name, _, keys in figures:
         for key in keys:
             ratios = runs[(name, key, "ratio")]
             print(f"{name + ' ' + key:<32}"
