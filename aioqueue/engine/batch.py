@@ -75,17 +75,16 @@ class BatchRunner:
     async def run(self, first: Job, proc: Process) -> None:
         """Collect a batch that starts with ``first``, run it, record each job's end."""
         runs = [self.pool.begin(first)]
+        outcomes: list[Outcome | None] = [None] * proc.batch_size
         try:
             await self._collect(runs, proc)
             if self.accepting():
-                outcomes = await _execute(runs, proc)
+                outcomes = list(await _execute(runs, proc))
             else:  # a drain began while the batch was collected: give every job back
                 outcomes = [GIVE_BACK for _ in runs]
-            for run, outcome in zip(runs, outcomes):
-                await self.recorder.record(run, outcome)
         finally:
-            for run in runs:
-                self.pool.end(run)
+            for run, outcome in zip(runs, outcomes):
+                self.recorder.record(run, outcome)
 
     async def _collect(self, runs: list[Running], proc: Process) -> None:
         loop = asyncio.get_running_loop()

@@ -1,4 +1,5 @@
-"""The dispatcher: claims due jobs for free workers and sleeps until the next is due.
+"""The dispatcher: claims due jobs for free workers (and a few ahead, ``pool.ClaimAhead``)
+and sleeps until the next is due.
 
 It never polls: it sleeps until the earliest ``scheduled_at`` it knows of, and is woken
 early when a job is queued with an earlier one, or when a worker or a process's
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 from ..errors import Unavailable
 from ..models import now_ms
@@ -88,7 +90,7 @@ class Dispatcher:
             self._wake.clear()
             # claim only when something may be due: a wake that just moved a future
             # deadline costs no commit
-            if self.pool.free > 0 and self.next_due_ms is not None \
+            if self.pool.room > 0 and self.next_due_ms is not None \
                     and self.next_due_ms <= now_ms():
                 try:
                     await self._claim()
@@ -99,7 +101,7 @@ class Dispatcher:
                     continue
                 self.health.succeeded()
             timeout = None
-            if self.pool.free > 0 and self.next_due_ms is not None:
+            if self.pool.room > 0 and self.next_due_ms is not None:
                 timeout = max(0.0, (self.next_due_ms - now_ms()) / 1000)
                 if timeout == 0:
                     continue
@@ -109,13 +111,14 @@ class Dispatcher:
                 pass
 
     async def _claim(self) -> None:
-        wanted = self.pool.free
+        wanted = self.pool.room
         now = now_ms()
         self._noted_ms = None
+        began = time.monotonic()
         jobs = await self.store.claim(wanted, now, self.registry.caps(self.pool.busy, wanted))
+        self.pool.ahead.claimed(time.monotonic() - began)
+        self.pool.claimed(jobs)
         for job in jobs:
-            self.pool.reserve()
-            self.pool.launch(job)
             self.observers.changed(job)
         caps = self.registry.caps(self.pool.busy, wanted)
         self._full = set() if caps is None else {n for n, cap in caps.items() if cap <= 0}

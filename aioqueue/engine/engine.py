@@ -68,7 +68,8 @@ class Engine:
         #: whether the store takes writes (``/health``)
         self.health = WriteHealth(store)
         progress = ProgressWriter(store, self.observers)
-        self.pool = WorkerPool(settings.workers, self._run, progress=progress.report)
+        self.pool = WorkerPool(settings.workers, self._run, progress=progress.report,
+                               ahead=settings.claim_ahead)
         arrivals = Arrivals()
         self.dispatcher = Dispatcher(store, registry, self.pool, self.observers, arrivals,
                                      self.health)
@@ -146,6 +147,7 @@ class Engine:
         for run in late:
             run.stop("drain")
         await self.pool.stop()  # behind any claimed job, which a worker now re-queues
+        await self.pool.settled()  # the ends and give-backs the workers queued are stored
         self.waiters.release_all()
 
     def _accepting(self) -> bool:

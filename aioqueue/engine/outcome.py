@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,10 +69,14 @@ def succeeded(run: Running, result: Any) -> Outcome:
 class Recorder:
     """Writes each run's outcome to the store and tells who must know.
 
+    The worker only queues the write (``record``) and goes on to its next job; the job
+    stays in the running set, counted by the concurrency limits and the metrics as the
+    store counts it, until its end is committed, and leaves it then (``pool.end``).
+
     An outcome the store refuses (a full disk) is kept in memory and its write tried again
-    with backoff until the store takes it; meanwhile the job stays with its worker and in
-    the running set, so the pool, the concurrency limits and the metrics all still count it
-    as running, as the store does. Only a drain that outlives its grace period gives it up.
+    with backoff until the store takes it; meanwhile it also takes a worker slot again
+    (``pool.hold``), so the pool does not claim past what the store counts. Only a drain
+    that outlives its grace period gives it up.
     """
 
     def __init__(self, store: JobStore, policy: RetryPolicy, pool: WorkerPool,
@@ -85,93 +89,107 @@ class Recorder:
         self.note_queued = note_queued
         self.health = health
         self.write_retry = write_retry
+        self._retrying: set[asyncio.Task] = set()
 
-    async def record(self, run: Running, outcome: Outcome) -> None:
-        """Write the outcome; protected from cancellation so the end is never half-written.
+    def record(self, run: Running, outcome: Outcome | None) -> None:
+        """Queue the outcome's write for the next commit and return at once; the job leaves
+        the pool once it is stored. Once queued, the write happens whatever the caller does.
 
-        A job a client cancelled has its end written already; one whose claim was lost is
-        no longer ours to write.
+        ``None`` (the run failed outside its handler), a job a client cancelled (its end is
+        written already) or one whose claim was lost (no longer ours) writes nothing.
         """
         run.ending = True
-        if run.stop_reason in FINAL:
+        if outcome is None or run.stop_reason in FINAL:
+            self.pool.end(run)
             return
-        if outcome.state is JobState.QUEUED:
-            await self._requeue(run, outcome)
-        else:
-            await self._finish(run, outcome)
+        ending = _Ending(self, run, outcome)
+        ending.write().add_done_callback(ending.first_written)
 
-    async def _requeue(self, run: Running, outcome: Outcome) -> None:
-        job = run.job
-        if outcome.retry:
-            when = now_ms() + self.policy.delay_ms(job.attempts)
-        else:
-            when = job.scheduled_at_ms
+    def _retry(self, ending: _Ending) -> None:
+        """The first write was refused: keep trying in a task of its own (the rare path)."""
+        task = asyncio.ensure_future(self._until_stored(ending))
+        self._retrying.add(task)
+        task.add_done_callback(self._retrying.discard)
 
-        def write() -> Awaitable[bool]:
-            return self.store.requeue(job, scheduled_at_ms=when,
-                                      give_back_attempt=not outcome.retry)
-
-        if not await self._until_stored(run, asyncio.ensure_future(write()), write):
-            return
-        self.observers.changed(job.evolve(
-            state=JobState.QUEUED, scheduled_at_ms=when,
-            attempts=job.attempts if outcome.retry else job.attempts - 1))
-        self.note_queued(when)
-
-    async def _finish(self, run: Running, outcome: Outcome) -> None:
-        job = run.job
-        ended_at = now_ms()
-
-        def write() -> Awaitable[bool]:
-            return self.store.finish(job, outcome.state, result=outcome.result,
-                                     error=outcome.error, ended_at_ms=ended_at)
-
-        # started before the slot is given back, so the refill claim may share its write
-        first = asyncio.ensure_future(write())
-        self.pool.release_early(job)
-        if not await self._until_stored(run, first, write):
-            return
-        self.observers.ended(job.evolve(state=outcome.state, result=outcome.result,
-                                        error=outcome.error, ended_at_ms=ended_at))
-
-    async def _until_stored(self, run: Running, first: asyncio.Future,
-                            again: Callable[[], Awaitable[bool]]) -> bool:
-        """Await the write until the store takes it; True if it changed the job, False if it
-        matched nothing (a client ended the job first) or was given up in a drain."""
-        write: Awaitable[bool] = first
-        tries = 0
+    async def _until_stored(self, ending: _Ending) -> None:
+        run = ending.run
+        self.health.pending_ends += 1
+        self.pool.hold()
+        log.warning("job %s: the store refused its outcome; keeping it and trying again",
+                    run.job.id, extra={"job_id": run.job.id})
+        tries = 1
         try:
             while True:
+                self.health.failed()
+                if run.stop_reason == "drain":
+                    log.error("job %s: the store still refuses its outcome as the server "
+                              "stops; the outcome is lost and the job will be recovered as "
+                              "if it had not ended", run.job.id, extra={"job_id": run.job.id})
+                    self.pool.end(run)
+                    return
+                await asyncio.sleep(self.write_retry.delay_s(tries))
                 try:
-                    written = await asyncio.shield(write)
+                    written = await asyncio.shield(ending.write())
                 except Unavailable:
                     tries += 1
-                    if not self._keep_trying(run, tries):
-                        return False
-                    await asyncio.sleep(self.write_retry.delay_s(tries))
-                    write = asyncio.ensure_future(again())
                     continue
-                self.health.succeeded()
-                if not written:
-                    log.info("job %s: the end was not recorded, a client ended it first",
-                             run.job.id)
-                return written
+                ending.stored(written)
+                return
         finally:
-            if tries:
-                self.health.pending_ends -= 1
+            self.health.pending_ends -= 1
+            self.pool.unhold(run.job.process)
 
-    def _keep_trying(self, run: Running, tries: int) -> bool:
-        """After a refused write: note it, and say whether to try again."""
-        self.health.failed()
-        job = run.job
-        if tries == 1:
-            self.health.pending_ends += 1
-            self.pool.take_back(job)
-            log.warning("job %s: the store refused its outcome; keeping it and trying again",
-                        job.id, extra={"job_id": job.id})
-        if run.stop_reason == "drain":
-            log.error("job %s: the store still refuses its outcome as the server stops; "
-                      "the outcome is lost and the job will be recovered as if it had not "
-                      "ended", job.id, extra={"job_id": job.id})
-            return False
-        return True
+
+class _Ending:
+    """One run's outcome on its way to the store."""
+
+    __slots__ = ("recorder", "run", "outcome", "when")
+
+    def __init__(self, recorder: Recorder, run: Running, outcome: Outcome) -> None:
+        self.recorder = recorder
+        self.run = run
+        self.outcome = outcome
+        if outcome.state is not JobState.QUEUED:
+            self.when = now_ms()  # ended_at
+        elif outcome.retry:
+            self.when = now_ms() + recorder.policy.delay_ms(run.job.attempts)
+        else:
+            self.when = run.job.scheduled_at_ms
+
+    def write(self) -> asyncio.Future:
+        """Queue the write (a retry or give-back, or the end) for the next commit."""
+        store, job, outcome = self.recorder.store, self.run.job, self.outcome
+        if outcome.state is JobState.QUEUED:
+            return asyncio.ensure_future(store.requeue(
+                job, scheduled_at_ms=self.when, give_back_attempt=not outcome.retry))
+        return asyncio.ensure_future(store.finish(
+            job, outcome.state, result=outcome.result, error=outcome.error,
+            ended_at_ms=self.when))
+
+    def first_written(self, write: asyncio.Future) -> None:
+        exc = asyncio.CancelledError() if write.cancelled() else write.exception()
+        if isinstance(exc, Unavailable):
+            self.recorder._retry(self)
+        elif exc is not None:
+            log.error("job %s: its outcome was not written: %r", self.run.job.id, exc,
+                      extra={"job_id": self.run.job.id})
+            self.recorder.pool.end(self.run)
+        else:
+            self.stored(write.result())
+
+    def stored(self, written: bool) -> None:
+        """The store answered: tell who must know, and let the job leave the pool."""
+        recorder, run, job, outcome = self.recorder, self.run, self.run.job, self.outcome
+        recorder.health.succeeded()
+        if not written:
+            log.info("job %s: the end was not recorded, a client ended it first", job.id)
+        elif outcome.state is JobState.QUEUED:
+            recorder.observers.changed(job.evolve(
+                state=JobState.QUEUED, scheduled_at_ms=self.when,
+                attempts=job.attempts if outcome.retry else job.attempts - 1))
+            recorder.note_queued(self.when)
+        else:
+            recorder.observers.ended(job.evolve(
+                state=outcome.state, result=outcome.result, error=outcome.error,
+                ended_at_ms=self.when))
+        recorder.pool.end(run)

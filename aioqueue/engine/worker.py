@@ -36,17 +36,18 @@ class JobRunner:
             await self.batches.run(job, proc)
             return
         run = self.pool.begin(job)
+        outcome: Outcome | None = None
         try:
             if run.stop_reason in FINAL:
                 return  # cancelled (its end is written) or lost while it waited for a worker
             if not self.accepting():
                 run.stop_reason = "drain"
-                outcome = GIVE_BACK
+                outcome = GIVE_BACK  # claimed but not started: back to the queue, unrun
             else:
                 outcome = await self._execute(run)
-            await self.recorder.record(run, outcome)
         finally:
-            self.pool.end(run)
+            # queued for the next commit; the worker goes on to its next job meanwhile
+            self.recorder.record(run, outcome)
 
     async def _execute(self, run: Running) -> Outcome:
         job = run.job
