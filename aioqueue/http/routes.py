@@ -239,14 +239,19 @@ async def metrics(request: web.Request) -> web.Response:
 
 
 def add_routes(app: web.Application) -> None:
-    """Register every route on ``app``."""
+    """Register every route on ``app``.
+
+    aiohttp tries the resources under ``/async-process`` in the order they were added, and
+    each path's methods share one resource only when they are added one after the other: so
+    the base path comes first (a submit matches at once) and a job's own path second (a GET
+    of a job, the commonest request after a submit, matches on the second try)."""
     app.router.add_post(BASE, submit)
-    app.router.add_post(BASE.rstrip("/"), submit)
-    app.router.add_post(BASE + "bulk", submit_bulk)
     app.router.add_get(BASE, list_jobs)
-    app.router.add_get(BASE.rstrip("/"), list_jobs)
     app.router.add_get(BASE + JOB_ID, get_job)
     app.router.add_delete(BASE + JOB_ID, delete_job)
+    app.router.add_post(BASE.rstrip("/"), submit)
+    app.router.add_get(BASE.rstrip("/"), list_jobs)
+    app.router.add_post(BASE + "bulk", submit_bulk)
     app.router.add_post(BASE + JOB_ID + "/cancel", cancel_job)
     app.router.add_post(BASE + JOB_ID + "/pause", pause_job)
     app.router.add_post(BASE + JOB_ID + "/resume", resume_job)

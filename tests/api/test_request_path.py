@@ -51,6 +51,14 @@ def test_the_app_runs_one_middleware():
     assert len(app.middlewares) == 1
 
 
+def test_a_job_is_the_second_path_tried_under_the_base_and_each_path_one_resource():
+    # aiohttp tries the resources under /async-process in the order they were added
+    under = [r.canonical for r in create_app(Settings()).router.resources()
+             if r.canonical.startswith("/async-process")]
+    assert under[:2] == ["/async-process/", "/async-process/{job_id}"]
+    assert len(under) == len(set(under))
+
+
 def test_only_an_app_with_cors_origins_hooks_every_answer():
     # aiohttp awaits the response-prepare signal for every answer once it has a handler
     assert not create_app(Settings()).on_response_prepare
