@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
+import json
 
 import aiohttp
 import pytest
@@ -168,6 +170,36 @@ async def test_body_over_the_limit_is_413(make_client):
     error = (await resp.json())["error"]
     assert error["code"] == "request_entity_too_large"
     assert "1000 bytes" in error["message"] and error["details"] == {"max_body_bytes": 1000}
+
+
+async def test_a_gzipped_body_is_read_decompressed(client):
+    value = {"a": list(range(300))}
+    resp = await client.post("/async-process/?process=echo&return_timeout=5",
+                             data=gzip.compress(json.dumps(value).encode()),
+                             headers={**JSON, "Content-Encoding": "gzip"})
+    assert resp.status == 200
+    assert (await resp.json())["result"] == value
+
+
+async def test_a_gzipped_body_over_the_limit_once_decompressed_is_413(make_client):
+    client = await make_client(server={"max_body_bytes": 1000})
+    body = gzip.compress(b"[" + b"1," * 5000 + b"1]")
+    assert len(body) < 1000
+    resp = await client.post("/async-process/?process=echo", data=body,
+                             headers={**JSON, "Content-Encoding": "gzip"})
+    assert resp.status == 413
+    assert (await resp.json())["error"]["code"] == "request_entity_too_large"
+
+
+async def test_a_body_sent_in_pieces_is_read_whole(client):
+    async def pieces():
+        for part in (b'{"a": ', b"[1, 2, ", b"3]}"):  # chunked: each piece a chunk
+            yield part
+
+    resp = await client.post("/async-process/?process=echo&return_timeout=5", data=pieces(),
+                             headers=JSON)
+    assert resp.status == 200
+    assert (await resp.json())["result"] == {"a": [1, 2, 3]}
 
 
 @pytest.mark.parametrize("headers", [{}, {"Content-Type": "text/plain"}])
