@@ -15,11 +15,30 @@ HEALTH_PATH = "/health"
 JOBS_PATH = "/async-process/"
 
 
+class Mount:
+    """The prefix and the job base of one app, read from its router at its first request:
+    they are final by then (a host adds its sub-apps before it starts), and nearly every
+    answer carries a job link."""
+
+    def __init__(self) -> None:
+        self.prefix: str | None = None
+        self.job_base = JOBS_PATH
+
+
+#: set by ``routes.add_routes`` with the named route the prefix is read from
+MOUNT = web.AppKey("mount", Mount)
+
+
 def prefix(request: web.Request) -> str:
     """``""`` at the root, ``"/jobs"`` when mounted under ``/jobs``."""
-    return request.app.router[HEALTH_ROUTE].canonical[: -len(HEALTH_PATH)]
+    mount = request.app[MOUNT]
+    if mount.prefix is None:
+        mount.prefix = request.app.router[HEALTH_ROUTE].canonical[: -len(HEALTH_PATH)]
+        mount.job_base = mount.prefix + JOBS_PATH
+    return mount.prefix
 
 
 def job_base(request: web.Request) -> str:
     """Where job URLs start: ``/async-process/``, under the mount's prefix."""
-    return prefix(request) + JOBS_PATH
+    mount = request.app[MOUNT]
+    return mount.job_base if mount.prefix is not None else prefix(request) + JOBS_PATH

@@ -19,7 +19,7 @@ from ..notify import check_callback_url, check_email
 from . import params
 from .auth import admit, creator_of, owner_of, principal_of
 from .keys import ENGINE, LONG_POLLS, METRICS, RENDERED, SETTINGS, TOKENS
-from .mount import HEALTH_PATH, HEALTH_ROUTE, JOBS_PATH, job_base, prefix
+from .mount import HEALTH_PATH, HEALTH_ROUTE, JOBS_PATH, MOUNT, Mount, job_base, prefix
 from .rendered import render
 from .responses import json_response
 from .workflow import submit_workflow
@@ -257,6 +257,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post(BASE + JOB_ID + "/resume", resume_job)
     app.router.add_get("/processes", list_processes)
     app.router.add_get(HEALTH_PATH, health, name=HEALTH_ROUTE)
+    app[MOUNT] = Mount()
     app.router.add_get("/openapi.json", openapi)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/nodes", nodes)
