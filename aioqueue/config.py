@@ -89,8 +89,9 @@ class EngineSettings(Checked):
 
     workers: int = at_least(1, 16)
     #: jobs claimed beyond the free workers, so a worker that ends a job finds the next
-    #: one waiting; adaptive up to this bound (``engine.pool.ClaimAhead``); 0 turns it off
-    claim_ahead: int = at_least(0, 32)
+    #: one waiting; adaptive up to this bound (``engine.pool.ClaimAhead``). Off (0) unless
+    #: set: a crash would end a claimed-ahead job on its last attempt without running it
+    claim_ahead: int = at_least(0, 0)
     retry_base_s: float = at_least(0, 1.0)
     retry_max_s: float = at_least(0, 300.0)
     #: while the store refuses writes (a full disk), a job's end is kept in memory and its
