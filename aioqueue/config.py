@@ -35,10 +35,10 @@ class ServerSettings(Checked):
     max_bulk_items: int = at_least(1, 1000)
     #: answers of ended jobs kept in memory for GET (SQLite only; 0: none)
     job_cache_entries: int = at_least(0, 4096)
-    #: the event loop of ``serve``: "asyncio", "uvloop" (the ``uvloop`` extra), or "auto"
-    #: (uvloop when installed); docs/decisions.md says why asyncio is the default
+    #: the event loop of ``serve``: "auto" (uvloop when installed, as it is on Linux),
+    #: "asyncio" or "uvloop"; docs/decisions.md has the figures that made auto the default
     event_loop: str = checked(lambda v: None if v in ("auto", "asyncio", "uvloop")
-                              else "must be auto, asyncio or uvloop", "asyncio")
+                              else "must be auto, asyncio or uvloop", "auto")
     log_level: str = checked(lambda v: None if v.upper() in LOG_LEVELS
                              else "must be one of " + ", ".join(LOG_LEVELS), "INFO")
     log_format: str = checked(lambda v: None if v in ("plain", "json")

@@ -102,6 +102,7 @@ async def test_readme_session_processes_client_and_dashboard(appliance):
                                        command=appliance["prefix"], env={})
     base = f"{server.url}/async-process/"
     try:
+        assert "uvloop event loop" in "".join(server.log)  # the default's loop is bundled
         status, body = _curl("-X", "POST", f"{base}?process=sleep", "-H", "X-TOKEN: my-token",
                              "-H", "Content-Type: application/json", "-d", '{"seconds": 0.3}')
         assert status == 202, body

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import sys
+import tomllib
 import types
+from pathlib import Path
 
 import pytest
 
+from aioqueue.cli.main import _parser, _settings
+from aioqueue.config import ServerSettings
 from aioqueue.errors import ConfigError
 from aioqueue.http.app import loop_factory
 
@@ -40,8 +44,6 @@ def test_asking_for_uvloop_without_it_is_a_start_failure(monkeypatch):
 
 
 def test_the_option_and_its_variable_override_the_file(monkeypatch, tmp_path):
-    from aioqueue.cli.main import _parser, _settings
-
     config = tmp_path / "config.toml"
     config.write_text('[server]\nevent_loop = "uvloop"\n')
     monkeypatch.delenv("AIOQUEUE_EVENT_LOOP", raising=False)
@@ -56,3 +58,10 @@ def test_the_option_and_its_variable_override_the_file(monkeypatch, tmp_path):
     monkeypatch.setenv("AIOQUEUE_EVENT_LOOP", "tokio")
     with pytest.raises(ConfigError, match="event_loop"):
         _settings(_parser().parse_args(serve))
+
+
+def test_auto_is_the_default_and_uvloop_a_dependency_on_linux():
+    assert ServerSettings().event_loop == "auto"
+    pyproject = Path(__file__).resolve().parents[2] / "pyproject.toml"
+    dependencies = tomllib.loads(pyproject.read_text())["project"]["dependencies"]
+    assert any(d.startswith("uvloop") and "sys_platform == 'linux'" in d for d in dependencies)
