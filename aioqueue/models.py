@@ -11,7 +11,7 @@ import functools
 import os
 import re
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import MISSING, dataclass, field, fields, replace
 from datetime import datetime, timezone
 from typing import Any
 
@@ -173,6 +173,33 @@ def iso_ms(ms: int | None) -> str | None:
     return f"{_iso_second(second)}.{milli:03d}Z"
 
 
+def _slot_init(cls: type) -> type:
+    """Give a frozen slots dataclass an ``__init__`` that sets each slot through its own
+    descriptor: the same signature and defaults as the generated one, which calls
+    ``object.__setattr__`` per field and costs twice as much (5.2 against 2.4 us for a
+    ``Job`` by keywords; one is built for every submit and every read)."""
+    params: list[str] = []
+    body: list[str] = []
+    scope: dict[str, Any] = {}
+    for item in fields(cls):
+        if item.default_factory is not MISSING or not item.init:
+            raise TypeError(f"{cls.__name__}.{item.name}: only plain fields and defaults")
+        scope[f"_set_{item.name}"] = getattr(cls, item.name).__set__
+        if item.default is MISSING:
+            params.append(item.name)
+        else:
+            scope[f"_default_{item.name}"] = item.default
+            params.append(f"{item.name}=_default_{item.name}")
+        body.append(f"    _set_{item.name}(self, {item.name})\n")
+    exec(f"def __init__(self, {', '.join(params)}):\n{''.join(body)}", scope)
+    init = scope["__init__"]
+    init.__qualname__ = f"{cls.__qualname__}.__init__"
+    init.__annotations__ = {**{item.name: item.type for item in fields(cls)}, "return": None}
+    cls.__init__ = init  # type: ignore[misc]
+    return cls
+
+
+@_slot_init
 @dataclass(frozen=True, slots=True)
 class Job:
     """One stored job. JSON fields stay as the bytes they are stored as, to spare re-parsing."""

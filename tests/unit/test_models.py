@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import multiprocessing
 import os
 import threading
 import uuid
 
+import pytest
+
 from aioqueue import models
-from aioqueue.models import is_job_id, iso_ms, new_claim_token, new_job_id
+from aioqueue.models import Job, JobState, is_job_id, iso_ms, new_claim_token, new_job_id
+from tests.factories import make_job
 
 
 def test_new_job_ids_are_distinct_uuid4_hex():
@@ -63,6 +68,21 @@ def test_a_forked_child_makes_ids_of_its_own():
     from_child = parent_end.recv()
     child.join(10)
     assert not set(from_child) & {new_job_id() for _ in range(10)}
+
+
+def test_a_job_is_built_as_its_dataclass_would_build_it():
+    fields = [(f.name, f.type, f) for f in dataclasses.fields(Job)]
+    generated = dataclasses.make_dataclass("Job", fields, frozen=True, slots=True)
+    assert inspect.signature(Job) == inspect.signature(generated)
+    job = make_job(owner="alice", depends_on=("a" * 32,), claim="t")
+    values = {f.name: getattr(job, f.name) for f in dataclasses.fields(Job)}
+    assert Job(**values) == job and Job(*values.values()) == job
+    assert job.claim == "t" and job.schedule is None  # a given value and a default
+    assert job.evolve(state=JobState.RUNNING).state is JobState.RUNNING
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        job.state = JobState.RUNNING  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        Job(job.id)  # type: ignore[call-arg]
 
 
 def test_iso_ms_is_utc_with_milliseconds():
