@@ -128,7 +128,10 @@ async def open_page() -> AsyncIterator[Page]:
                     proc.kill()
                     await proc.wait()
             if drain is not None:
-                drain.cancel()
+                # Chromium's helper processes inherit its stderr, so its end says they are
+                # gone too and none still writes into the profile about to be removed
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(drain, 10)
 
 
 async def _devtools_endpoint(proc: asyncio.subprocess.Process) -> str:
