@@ -38,10 +38,13 @@ CHANGE_LOG: list[str] = [
 #: a cursor as this store writes it: the digits of a seq
 _CURSOR = re.compile(r"[0-9]{1,18}", re.ASCII)
 
+#: where the log ends: a cursor that has seen everything so far
+_TOP_SQL = "SELECT coalesce(max(seq), 0) FROM changes"
+
 #: one statement (one snapshot): the log's end, what was pruned, and each job changed
 #: after the cursor (?1, up to ?3 of them; ?2: one job only) as it stands now
 _SINCE_SQL = f"""
-WITH top(m) AS (SELECT coalesce(max(seq), 0) FROM changes),
+WITH top(m) AS ({_TOP_SQL}),
 c(job_id, s) AS (
     SELECT job_id, max(seq) FROM changes
     WHERE seq > ?1 AND seq <= (SELECT m FROM top) AND (?2 IS NULL OR job_id = ?2)
@@ -58,13 +61,17 @@ class ChangeQueries:
 
     async def changes_since(self, cursor: str | None, *, limit: int,
                             job_id: str | None = None) -> ChangePage:
-        """Reads the log after ``cursor`` on the reader connection, in one statement."""
-        after = int(cursor) if cursor is not None and _CURSOR.fullmatch(cursor) else -1
+        """Reads the log after ``cursor`` on the reader connection, in one statement.
+
+        Without a cursor only the log's end is read (a rowid seek): the feed's first read at
+        start must not group the whole log, a million rows on a big database."""
+        if cursor is None:
+            rows = await self._read(_TOP_SQL, ())
+            return ChangePage(str(rows[0][0]), [], True)
+        after = int(cursor) if _CURSOR.fullmatch(cursor) else -1
         rows = await self._read(_SINCE_SQL, (max(after, 0), job_id, limit + 1))
         top, pruned = rows[0][0], rows[0][1]
         now = str(top)
-        if cursor is None:
-            return ChangePage(now, [], True)
         if after < pruned or after > top or len(rows) > limit or after < 0:
             return ChangePage(now, [], False)
         jobs = [row_to_job(row[3:]) for row in rows if row[3] is not None]

@@ -165,8 +165,11 @@ class ControlQueries:
         return [(row[0], _row_to_job(row[1:])) for row in rows]
 
     async def waiting_parents(self) -> list[str]:
-        """The parents that children still wait for."""
+        """The parents that children still wait for.
+
+        CROSS JOIN keeps ``deps`` (one row per edge) the outer loop: left to itself SQLite
+        walks every queued job (62 ms at 100,000 queued, at each start) to find none."""
         rows = await self._read(
-            "SELECT DISTINCT deps.parent FROM deps JOIN jobs ON jobs.seq = deps.child_seq "
+            "SELECT DISTINCT deps.parent FROM deps CROSS JOIN jobs ON jobs.seq = deps.child_seq "
             "WHERE jobs.waiting > 0 AND jobs.state IN ('queued', 'paused')", ())
         return [row[0] for row in rows]
