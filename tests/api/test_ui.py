@@ -68,7 +68,11 @@ def _row(process: str) -> str:
 
 
 async def _submit_from_the_page(page, process: str) -> str:
+    """Submit once the page follows the events: a change published before its stream is
+    open reaches it only through its own answer (the progress of a job that reports at once
+    would be missed, and the bar would wait for the next change)."""
     await page.wait_for(f"document.querySelector('#process option[value={process}]') !== null")
+    await page.wait_for("document.querySelector('#mode').textContent === 'live'")
     await page.evaluate(SUBMIT % json.dumps(process))
     return await page.wait_for(f"{_row(process)}?.dataset.id")
 
