@@ -19,6 +19,7 @@ from aioqueue.store.sqlite import (
     CLAIM_SQL, NEXT_DUE_SQL, PURGE_SQL, SCHEMA_VERSION, SQLiteStore, list_query,
 )
 from aioqueue.store.sqlite.schema import COLUMNS, _job_to_row
+from aioqueue.store.sqlite.transitions import WAITING_PARENTS_SQL
 from tests.factories import make_job
 from tests.helpers.database import sqlite_at_version
 
@@ -210,6 +211,18 @@ async def test_listing_a_jobs_children_walks_the_deps_key_without_a_sort(store):
         assert "TEMP B-TREE" not in plan, plan
         assert plan.startswith("SEARCH deps USING PRIMARY KEY"), plan
         assert "SCAN" not in plan, plan
+
+
+async def test_the_parents_children_wait_for_are_read_from_deps_not_from_the_backlog(store):
+    parent = make_job(max_attempts=1)
+    await store.insert([parent, *[make_job(max_attempts=1) for _ in range(300)]])
+    await store.insert([make_job(depends_on=(parent.id,), max_attempts=1)])
+    # no ANALYZE: a server's file has no statistics, and without them SQLite picks jobs_state
+    plan = " | ".join(row[3] for row in await store._read(
+        f"EXPLAIN QUERY PLAN {WAITING_PARENTS_SQL}", ()))
+    assert plan.startswith("SCAN deps"), plan  # one row per edge, not every queued job
+    assert "jobs_state" not in plan, plan
+    assert await store.waiting_parents() == [parent.id]
 
 
 async def test_waiting_children_are_not_in_the_claims_indexes(store):
