@@ -177,7 +177,8 @@ class WorkerPool:
         self.held += 1
 
     def unhold(self, process: str) -> None:
-        """A held end (of a job of ``process``) was stored or given up."""
+        """A held slot (a worker's job, or an end kept for another try) of a job of
+        ``process`` is free again."""
         self.held -= 1
         if self.listener is not None:
             self.listener.slot_freed(process)
@@ -192,7 +193,5 @@ class WorkerPool:
                 log.exception("job %s: the worker failed outside the handler", job.id)
             finally:
                 CURRENT_JOB.reset(current)
-                self.held -= 1
                 self.ahead.ran(time.monotonic() - began)
-                if self.listener is not None:
-                    self.listener.slot_freed(job.process)
+                self.unhold(job.process)
