@@ -105,7 +105,7 @@ class Recorder:
         ending = _Ending(self, run, outcome)
         ending.write().add_done_callback(ending.first_written)
 
-    def _retry(self, ending: _Ending) -> None:
+    def retry_later(self, ending: _Ending) -> None:
         """The first write was refused: keep trying in a task of its own (the rare path)."""
         task = asyncio.ensure_future(self._until_stored(ending))
         self._retrying.add(task)
@@ -169,7 +169,7 @@ class _Ending:
     def first_written(self, write: asyncio.Future) -> None:
         exc = asyncio.CancelledError() if write.cancelled() else write.exception()
         if isinstance(exc, Unavailable):
-            self.recorder._retry(self)
+            self.recorder.retry_later(self)
         elif exc is not None:
             log.error("job %s: its outcome was not written: %r", self.run.job.id, exc,
                       extra={"job_id": self.run.job.id})
