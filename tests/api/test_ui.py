@@ -68,9 +68,8 @@ def _row(process: str) -> str:
 
 
 async def _submit_from_the_page(page, process: str) -> str:
-    """Submit once the page follows the events: a change published before its stream is
-    open reaches it only through its own answer (the progress of a job that reports at once
-    would be missed, and the bar would wait for the next change)."""
+    """Submit once the page follows the events, so that what the test sees next came on
+    the stream (what moved before it opened is read again: the test below)."""
     await page.wait_for(f"document.querySelector('#process option[value={process}]') !== null")
     await page.wait_for("document.querySelector('#mode').textContent === 'live'")
     await page.evaluate(SUBMIT % json.dumps(process))
@@ -183,6 +182,71 @@ async def test_live_mode_follows_the_event_stream_and_sends_the_token(aiohttp_se
             == "100"
     assert seen_tokens[0] is None
     assert "Bearer s3cret" in seen_tokens
+
+
+@needs_chromium
+async def test_jobs_that_moved_before_the_stream_opened_are_read_again_once_it_is_live(
+        aiohttp_server):
+    """A change made before the page's stream opened is never sent on it: a listed job
+    that ended meanwhile, and a job submitted from the page that reported progress, show
+    their current state once the page is live, not what the list or the submit answered."""
+    from aiohttp import web
+
+    from aioqueue.http import ui
+
+    def job(job_id: str, process: str, state: str, percent: int | None) -> dict:
+        return {"id": job_id, "process": process, "state": state,
+                "progress": None if percent is None else {"percent": percent, "message": ""},
+                "result": 42 if state == "success" else None, "error": None,
+                "attempts": 1, "max_attempts": 1, "priority": 0,
+                "created_at": "2026-11-30T07:00:00.000Z",
+                "scheduled_at": "2026-11-30T07:00:00.000Z", "started_at": None,
+                "ended_at": "2026-11-30T07:00:01.000Z" if state == "success" else None,
+                "links": {}}
+
+    listed, submitted = "a" * 32, "b" * 32
+    now = {listed: job(listed, "listed", "success", None),
+           submitted: job(submitted, "posted", "running", 70)}
+    open_stream = asyncio.Event()
+
+    async def processes(request):
+        return web.json_response({"processes": [{"name": "posted", "description": ""}]})
+
+    async def listing(request):
+        return web.json_response({"jobs": [job(listed, "listed", "running", 30)], "next": None})
+
+    async def post(request):
+        return web.json_response(job(submitted, "posted", "queued", None), status=202)
+
+    async def get(request):
+        return web.json_response(now[request.match_info["id"]])
+
+    async def events(request):
+        await open_stream.wait()
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await resp.prepare(request)
+        await asyncio.Event().wait()  # open, and nothing more happens
+        return resp
+
+    app = web.Application()
+    ui.add_routes(app)
+    app.router.add_get("/processes", processes)
+    app.router.add_get("/async-process/", listing)
+    app.router.add_post("/async-process/", post)
+    app.router.add_get("/async-process/{id}", get)
+    app.router.add_get("/events", events)
+    server = await aiohttp_server(app)
+    async with open_page() as page:
+        await page.goto(str(server.make_url("/ui")))
+        await page.wait_for(f"{_row('listed')}?.dataset.state === 'running'")
+        await page.wait_for("document.querySelector('#process option[value=posted]') !== null")
+        await page.evaluate(SUBMIT % json.dumps("posted"))
+        await page.wait_for(f"{_row('posted')}?.dataset.state === 'queued'")
+        open_stream.set()
+        await page.wait_for("document.querySelector('#mode').textContent === 'live'")
+        await page.wait_for(f"{_row('listed')}?.dataset.state === 'success'")
+        await page.wait_for(f"{_row('posted')}?.querySelector('.bar')?.dataset.percent === '70'")
+        assert page.errors == []
 
 
 @needs_chromium

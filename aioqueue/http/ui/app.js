@@ -50,6 +50,9 @@ function errorText(answer) {
 // ------------------------------------------------------------------ rendering
 
 let live = false;
+// ids of jobs the stream sent since it last opened, and how many times it opened
+let streamed = new Set();
+let opens = 0;
 
 function upsert(job) {
   if (!job || !job.id) return;
@@ -179,10 +182,14 @@ async function loadList() {
   return answer.ok;
 }
 
-async function pollKnown() {
+// Re-reads every unfinished job the page shows; ``keep`` names jobs whose newer state
+// came from the stream while the answers were on their way.
+async function pollKnown(keep = new Set()) {
   const active = [...jobs.values()].filter((job) => !TERMINAL.has(job.state));
   const answers = await Promise.all(active.map((job) => api("GET", "async-process/" + job.id)));
-  answers.forEach((answer) => { if (answer.ok) jobs.set(answer.data.id, answer.data); });
+  answers.forEach((answer) => {
+    if (answer.ok && !keep.has(answer.data.id)) jobs.set(answer.data.id, answer.data);
+  });
   if (answers.length) render();
 }
 
@@ -218,7 +225,10 @@ async function readEvents(resp) {
       buffer = buffer.slice(end).replace(/^\r?\n\r?\n/, "");
       const data = block.split(/\r?\n/).filter((l) => l.startsWith("data:"))
         .map((l) => l.slice(5).replace(/^ /, "")).join("\n");
-      if (data) { try { upsert(JSON.parse(data)); } catch (e) { /* not a job: ignore */ } }
+      if (data) {
+        try { const job = JSON.parse(data); streamed.add(job.id); upsert(job); }
+        catch (e) { /* not a job: ignore */ }
+      }
     }
   }
 }
@@ -239,6 +249,11 @@ async function follow() {
   }
   if (polling) { clearTimeout(polling); polling = null; }
   setMode("live", true);
+  // what changed before the stream opened (a job submitted here, or listed, that moved
+  // meanwhile) is never sent on it: read those jobs once more
+  streamed = new Set();
+  opens += 1;
+  pollKnown(streamed).catch(() => {});
   try { await readEvents(resp); } catch (e) { /* the stream broke: reconnect below */ }
   if (controller.signal.aborted) return;
   setMode("reconnecting", false);
@@ -319,10 +334,13 @@ async function submit(event) {
   const q = new URLSearchParams({ process: $("process").value });
   const priority = $("priority").value.trim();
   if (priority && priority !== "0") q.set("priority", priority);
+  const opened = opens;
   const answer = await api("POST", "async-process/?" + q, raw);
   if (!answer.ok) { notice("Submit refused: " + errorText(answer)); return; }
   notice("");
   upsertAnswer(answer.data);
+  // the stream opened while the job was submitted: its first changes may precede it
+  if (live && opens !== opened) pollKnown(streamed).catch(() => {});
 }
 
 function init() {
