@@ -14,8 +14,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from aiohttp.test_utils import TestServer
 
 from aioqueue.http.app import create_app
+from aioqueue.http.transport import GuardedRunner
 from aioqueue.config import EngineSettings, Settings, StorageSettings
 
 
@@ -87,9 +89,18 @@ def settings(db_location: str, backend: str) -> Settings:
     )
 
 
+class ServedTestServer(TestServer):
+    """aiohttp's test server on the runner ``aioqueue serve`` uses (``GuardedRunner``), so
+    the API tests go the way a served request goes (``http.dispatch``)."""
+
+    async def _make_runner(self, **kwargs):
+        return GuardedRunner(self.app, **kwargs)
+
+
 @pytest.fixture
 def make_client(aiohttp_client, settings):
-    """Start the app on a real socket; pass a registry or changed settings when needed."""
+    """Start the app as ``serve`` does, on a real socket; pass a registry or changed
+    settings when needed."""
 
     async def make(registry=None, **sections):
         current = settings
@@ -98,7 +109,8 @@ def make_client(aiohttp_client, settings):
                 current, **{name: dataclasses.replace(getattr(current, name), **values)}
             )
         # as every API client does: a POST says JSON even when its body is empty
-        return await aiohttp_client(create_app(current, registry), headers=JSON_HEADERS)
+        return await aiohttp_client(ServedTestServer(create_app(current, registry)),
+                                    headers=JSON_HEADERS)
 
     return make
 

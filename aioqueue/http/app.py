@@ -23,8 +23,8 @@ from . import schedules, sse, ui
 from .browser import BrowserGuard
 from .hub import Hub
 from .keys import (
-    ENGINE, HUB, LIMITER, LONG_POLLS, METRICS, RENDERED, REPEATS, SETTINGS, STORE, STREAMS,
-    TOKENS,
+    ENGINE, GUARD, HUB, LIMITER, LONG_POLLS, METRICS, RENDERED, REPEATS, SETTINGS, STORE,
+    STREAMS, TOKENS,
 )
 from .metrics import Metrics
 from .middleware import app_middleware
@@ -55,10 +55,10 @@ def create_app(settings: Settings, registry: Registry | None = None) -> web.Appl
     store = store_for(settings.storage, lease_s=settings.cluster.lease_s)
     metrics = Metrics(store.node)
     guard = BrowserGuard(settings.server)
-    app = web.Application(
-        middlewares=[app_middleware(metrics, guard)],
-        client_max_size=settings.server.max_body_bytes,
-    )
+    middleware = app_middleware(metrics, guard)
+    app = web.Application(middlewares=[middleware],
+                          client_max_size=settings.server.max_body_bytes)
+    app[GUARD] = middleware  # run below the app by ``serve``'s server (``dispatch``)
     app[SETTINGS] = settings
     app[REPEATS] = RepeatLog(settings.server.repeat_log_interval_s)
     if settings.server.cors_origins:

@@ -3,6 +3,8 @@ of the HTTP layer imports another only for a key."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from aiohttp import web
 
 from ..config import Settings
@@ -31,3 +33,5 @@ STREAMS = web.AppKey("streams", Slots)
 LONG_POLLS = web.AppKey("long_polls", Slots)
 #: the rendered answers of terminal jobs (``rendered``)
 RENDERED = web.AppKey("rendered", RenderedJobs)
+#: the app's one middleware, which the server ``serve`` runs calls below the app instead
+GUARD: web.AppKey[Callable[..., Awaitable[web.StreamResponse]]] = web.AppKey("guard")

@@ -16,14 +16,20 @@ from aiohttp import web
 
 from .auth import authenticate
 from .browser import BrowserGuard
+from .keys import GUARD
 from .metrics import Metrics
 from .responses import error_response
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+Middleware = Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]
 
 
 def app_middleware(metrics: Metrics, guard: BrowserGuard) -> Callable:
-    """The app's only middleware, counting into ``metrics`` and checking with ``guard``."""
+    """The app's only middleware, counting into ``metrics`` and checking with ``guard``.
+
+    The server ``serve`` runs calls it below the app instead (``lift_guard``, ``dispatch``),
+    where aiohttp's middleware chain costs nothing; either way every request, aiohttp's own
+    404 and 405 included, runs through this one function."""
     perf_counter = time.perf_counter
     count = metrics.count_request
     check = guard.check
@@ -49,3 +55,15 @@ def app_middleware(metrics: Metrics, guard: BrowserGuard) -> Callable:
             count(request, status, perf_counter() - started)
 
     return middleware
+
+
+def lift_guard(app: web.Application) -> Middleware | None:
+    """Take the app's guard (``GUARD``) out of its middlewares, for the server to call below
+    the app; None, the app untouched, unless it is the app's only middleware and the app
+    mounts no other app (a sub-app's middlewares need aiohttp's chain)."""
+    guard = app.get(GUARD)
+    if guard is None or list(app.middlewares) != [guard] or any(
+            isinstance(r, web.PrefixedSubAppResource) for r in app.router.resources()):
+        return None
+    app.middlewares.remove(guard)
+    return guard

@@ -13,6 +13,8 @@ from aiohttp import web
 HEALTH_ROUTE = "aioqueue_health"
 HEALTH_PATH = "/health"
 JOBS_PATH = "/async-process/"
+#: the name of a job's resource (``/async-process/{job_id}``), whose GET ``dispatch`` knows
+JOB_ROUTE = "aioqueue_job"
 
 
 class Mount:

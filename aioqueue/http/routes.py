@@ -19,7 +19,9 @@ from ..notify import check_callback_url, check_email
 from . import params
 from .auth import admit, creator_of, owner_of, principal_of
 from .keys import ENGINE, LONG_POLLS, METRICS, RENDERED, SETTINGS, TOKENS
-from .mount import HEALTH_PATH, HEALTH_ROUTE, JOBS_PATH, MOUNT, Mount, job_base, prefix
+from .mount import (
+    HEALTH_PATH, HEALTH_ROUTE, JOB_ROUTE, JOBS_PATH, MOUNT, Mount, job_base, prefix,
+)
 from .rendered import render
 from .responses import json_response
 from .workflow import submit_workflow
@@ -247,8 +249,8 @@ def add_routes(app: web.Application) -> None:
     of a job, the commonest request after a submit, matches on the second try)."""
     app.router.add_post(BASE, submit)
     app.router.add_get(BASE, list_jobs)
-    app.router.add_get(BASE + JOB_ID, get_job)
-    app.router.add_delete(BASE + JOB_ID, delete_job)
+    app.router.add_get(BASE + JOB_ID, get_job, name=JOB_ROUTE)
+    app.router.add_delete(BASE + JOB_ID, delete_job, name=JOB_ROUTE)  # the same resource
     app.router.add_post(BASE.rstrip("/"), submit)
     app.router.add_get(BASE.rstrip("/"), list_jobs)
     app.router.add_post(BASE + "bulk", submit_bulk)

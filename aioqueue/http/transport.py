@@ -29,7 +29,9 @@ from aiohttp.http_exceptions import (
 from aiohttp.streams import StreamReader
 
 from ..config import ServerSettings
+from .dispatch import below_the_app
 from .keys import REPEATS, SETTINGS
+from .middleware import lift_guard
 from .repeatlog import RepeatLog
 from .responses import error_body, json_response
 
@@ -368,7 +370,8 @@ class GuardedServer(web.Server):
 
 
 class GuardedRunner(web.AppRunner):
-    """An ``AppRunner`` whose server is a ``GuardedServer`` with the app's ``[server]`` limits."""
+    """An ``AppRunner`` whose server is a ``GuardedServer`` with the app's ``[server]`` limits,
+    calling the app's guard below the app (``dispatch``)."""
 
     def __init__(self, app: web.Application, **kwargs: Any) -> None:
         settings = app[SETTINGS].server
@@ -379,6 +382,8 @@ class GuardedRunner(web.AppRunner):
         self.guard = Guard(settings, self.repeats)
 
     async def _make_server(self) -> web.Server:
+        guard = lift_guard(self.app)  # before the app freezes its middlewares
         plain = await super()._make_server()
-        return GuardedServer(plain.request_handler, self.guard,
+        handler = plain.request_handler if guard is None else below_the_app(self.app, guard)
+        return GuardedServer(handler, self.guard,
                              request_factory=plain.request_factory, **self._handler_kwargs)
