@@ -13,7 +13,11 @@ are in every figure, the hello-world's too, so compare figures, not absolute val
   answered at once (patched in the child, nothing is written): the HTTP layer and the
   engine's submit, without the database thread;
 - ``get``: ``GET`` of an ended job (its kept answer);
-- ``hello``: ``bench/hello.py``'s handler on aiohttp's plain ``AppRunner``.
+- ``hello``: ``bench/hello.py``'s handler on aiohttp's plain ``AppRunner``;
+- ``drain``: the run side without HTTP: ``--requests`` due ``echo`` jobs stored beforehand
+  (outside valgrind), and the app started on them until every one has ended: claim, start,
+  run, end, the observers. aiosqlite's threads are counted too, so a change of the SQL
+  shows here as well as one of the engine.
 
     apt-get install -y valgrind
     .venv/bin/python bench/instructions.py
@@ -34,7 +38,9 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 SUBMIT = "/async-process/?process=echo&delay=86400"
-MODES = ("submit", "get", "hello")
+MODES = ("submit", "get", "hello", "drain")
+#: jobs run before the measured ones in both runs of ``drain``, as the warm-up requests
+WARM_UP = 20
 
 
 def main() -> None:
@@ -59,7 +65,8 @@ def main() -> None:
             if mode == "hello" and tree is not None:
                 continue  # the same hello-world either way
             per = _per_request(mode, args.requests, tree)
-            print(f"{mode:7s} {per / 1000:8.1f}k instructions/request  ({name})", flush=True)
+            unit = "job" if mode == "drain" else "request"
+            print(f"{mode:7s} {per / 1000:8.1f}k instructions/{unit}  ({name})", flush=True)
 
 
 def _per_request(mode: str, count: int, tree: str | None) -> float:
@@ -71,6 +78,8 @@ def _instructions(mode: str, count: int, tree: str | None) -> int:
     if tree is not None:
         env["PYTHONPATH"] = tree
     with tempfile.TemporaryDirectory() as folder:
+        if mode == "drain":
+            asyncio.run(_fill(f"{folder}/jobs.db", WARM_UP + count))
         out = subprocess.run(
             ["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null",
              sys.executable, __file__, "--child", mode, str(count), f"{folder}/jobs.db"],
@@ -83,9 +92,59 @@ def _instructions(mode: str, count: int, tree: str | None) -> int:
 
 # ------------------------------------------------------------------ the child, under valgrind
 
+async def _fill(db: str, count: int) -> None:
+    """``count`` due ``echo`` jobs in a fresh database, through the store's own insert."""
+    from aioqueue.models import Job, JobState, new_job_id, now_ms
+    from aioqueue.store.sqlite import SQLiteStore
+
+    store = SQLiteStore(db)
+    await store.open()
+    now = now_ms()
+    await store.insert([
+        Job(id=new_job_id(), process="echo", state=JobState.QUEUED, input=b'{"n":1}',
+            result=None, error=None, progress=None, attempts=0, max_attempts=1, priority=0,
+            created_at_ms=now, scheduled_at_ms=now, started_at_ms=None, ended_at_ms=None)
+        for _ in range(count)])
+    await store.close()
+
+
+async def _drain(count: int, db: str) -> None:
+    """Start the app on the stored jobs; return once ``count`` of them have ended."""
+    from aioqueue.engine import Engine
+    from aioqueue.engine.observer import JobObserver
+
+    class Ends(JobObserver):
+        def __init__(self) -> None:
+            self.left = count
+            self.done = asyncio.Event()
+
+        def job_ended(self, job: object) -> None:
+            self.left -= 1
+            if not self.left:
+                self.done.set()
+
+    ends = Ends()
+    start = Engine.start
+
+    async def counted(engine: Engine) -> None:  # told of every end, from the first one
+        engine.observers.append(ends)
+        await start(engine)
+
+    Engine.start = counted  # type: ignore[method-assign]
+    runner = _runner("drain", db)
+    await runner.setup()
+    try:
+        await ends.done.wait()
+    finally:
+        await runner.cleanup()
+
+
 async def _drive(mode: str, count: int, db: str) -> None:
     from aiohttp import web
 
+    if mode == "drain":
+        await _drain(WARM_UP + count, db)
+        return
     runner = _runner(mode, db)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)

@@ -9,6 +9,8 @@ round, so a noisy machine weighs on each alike.
 
 - ``drain``: ``--jobs`` due ``echo`` jobs are stored beforehand (by that checkout's own store),
   then the server is started on them and timed until every job is terminal (start-up included).
+  With ``--due-in S`` the jobs fall due S seconds after they are stored: the server starts
+  while none is due yet, and its CPU and the time are counted from then on (start-up left out).
 - ``http``: a fresh server gets ``--jobs`` submits from wrk (64 connections) and is timed, as
   ``peers.py`` does, from the first submit until every job is terminal.
 
@@ -43,10 +45,10 @@ try:
 except ImportError:
     from aioqueue.store import Store
 
-async def fill(path, count):
+async def fill(path, count, due_in_ms):
     store = Store(path)
     await store.open()
-    now = now_ms()
+    now = now_ms() + due_in_ms
     await store.insert([
         Job(id=new_job_id(), process="echo", state=JobState.QUEUED, input=b'{"n":1}',
             result=None, error=None, progress=None, attempts=0, max_attempts=1, priority=0,
@@ -54,7 +56,7 @@ async def fill(path, count):
         for _ in range(count)])
     await store.close()
 
-asyncio.run(fill(sys.argv[1], int(sys.argv[2])))
+asyncio.run(fill(sys.argv[1], int(sys.argv[2]), int(sys.argv[3])))
 """
 
 #: counts every statement each sqlite3 connection runs (and its commits), written at exit
@@ -147,8 +149,8 @@ def by_name(cpu: dict[int, float], names: dict[int, str], pid: int) -> dict[str,
     return out
 
 
-def run_one(checkout: str, mode: str, jobs: int, trace: bool) -> tuple[float, dict[str, float],
-                                                                        str]:
+def run_one(checkout: str, mode: str, jobs: int, trace: bool,
+            due_in_s: float = 0.0) -> tuple[float, dict[str, float], str]:
     """One run of ``checkout``: (jobs/s, CPU ms per 1,000 jobs by thread, trace counts)."""
     env = dict(os.environ)
     with tempfile.TemporaryDirectory(prefix="aioqueue-threads-") as tmp:
@@ -158,8 +160,9 @@ def run_one(checkout: str, mode: str, jobs: int, trace: bool) -> tuple[float, di
             env["PYTHONPATH"] = tmp
             env["AIOQUEUE_TRACE_OUT"] = os.path.join(tmp, "trace.txt")
         if mode == "drain":
-            subprocess.run([sys.executable, "-c", FILL, db, str(jobs)], cwd=checkout, check=True,
-                           env={**os.environ, "PYTHONPATH": checkout})
+            subprocess.run([sys.executable, "-c", FILL, db, str(jobs), str(int(due_in_s * 1000))],
+                           cwd=checkout, check=True, env={**os.environ, "PYTHONPATH": checkout})
+            due = time.monotonic() + due_in_s
         port = free_port()
         config = os.path.join(tmp, "c.toml")
         Path(config).write_text(UNLIMITED)
@@ -171,8 +174,16 @@ def run_one(checkout: str, mode: str, jobs: int, trace: bool) -> tuple[float, di
         try:
             names: dict[int, str] = {}
             if mode == "drain":
-                total, ended = wait_all_terminal(db, at_least=jobs)
                 base = {}
+                if due_in_s:
+                    wait_http(f"http://127.0.0.1:{port}/health", proc=proc)
+                    names = thread_names(proc.pid)
+                    if time.monotonic() >= due:
+                        raise SystemExit(f"the server started after the jobs fell due: "
+                                         f"raise --due-in above {due_in_s}")
+                    base = thread_cpu(proc.pid)
+                    started = due
+                total, ended = wait_all_terminal(db, at_least=jobs)
             else:
                 wait_http(f"http://127.0.0.1:{port}/health", proc=proc)
                 names = thread_names(proc.pid)
@@ -208,10 +219,14 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=10000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--trace", action="store_true")
+    parser.add_argument("--due-in", type=float, default=0.0, metavar="S",
+                        help="drain: the jobs fall due S s after they are stored, and the "
+                             "server's start-up is left out of the figures")
     args = parser.parse_args()
     for n in range(args.rounds):
         for checkout in args.checkouts:
-            rate, cpu, counts = run_one(checkout, args.mode, args.jobs, args.trace)
+            rate, cpu, counts = run_one(checkout, args.mode, args.jobs, args.trace,
+                                         args.due_in)
             threads = "  ".join(f"{k} {v:.0f}" for k, v in sorted(cpu.items(), key=lambda i: -i[1]))
             print(f"round {n + 1} {args.mode} {checkout}: {rate:.0f} jobs/s; CPU us/job: "
                   f"all {sum(cpu.values()):.0f}  {threads}", flush=True)
