@@ -114,9 +114,11 @@ class Dispatcher:
         wanted = self.pool.room
         now = now_ms()
         self._noted_ms = None
-        began = time.monotonic()
+        timing = self.pool.timing
+        began = time.monotonic() if timing else 0.0
         jobs = await self.store.claim(wanted, now, self.registry.caps(self.pool.busy, wanted))
-        self.pool.ahead.claimed(time.monotonic() - began)
+        if timing:
+            self.pool.ahead.claimed(time.monotonic() - began)
         self.pool.claimed(jobs)
         for job in jobs:
             self.observers.changed(job)

@@ -83,6 +83,9 @@ class WorkerPool:
         self.held = 0
         #: how many jobs to claim beyond the free workers
         self.ahead = ClaimAhead(ahead, size)
+        #: whether run and claim times are measured for ``ahead``: only when claim-ahead is
+        #: on (off by default), so that a job and a claim read no clock for nothing
+        self.timing = ahead > 0
         #: every job claimed or handed off whose end is not yet stored, from its claim on
         self.running: dict[str, Running] = {}
         #: how many of those each process has, for concurrency limits
@@ -184,14 +187,18 @@ class WorkerPool:
             self.listener.slot_freed(process)
 
     async def _work(self) -> None:
+        timing = self.timing
+        began = 0.0
         while (job := (await self._ready.get())[3]) is not None:
             current = CURRENT_JOB.set(job.id)  # log lines of the job carry its id
-            began = time.monotonic()
+            if timing:
+                began = time.monotonic()
             try:
                 await self._run(job)
             except Exception:
                 log.exception("job %s: the worker failed outside the handler", job.id)
             finally:
                 CURRENT_JOB.reset(current)
-                self.ahead.ran(time.monotonic() - began)
+                if timing:
+                    self.ahead.ran(time.monotonic() - began)
                 self.unhold(job.process)
