@@ -162,9 +162,14 @@ class _Ending:
         if outcome.state is JobState.QUEUED:
             return asyncio.ensure_future(store.requeue(
                 job, scheduled_at_ms=self.when, give_back_attempt=not outcome.retry))
-        return asyncio.ensure_future(store.finish(
-            job, outcome.state, result=outcome.result, error=outcome.error,
-            ended_at_ms=self.when))
+        try:
+            return store.finish_soon(
+                job, outcome.state, result=outcome.result, error=outcome.error,
+                ended_at_ms=self.when)
+        except Exception as exc:  # refused at once (a closed store): answered as a future
+            refused = asyncio.get_running_loop().create_future()
+            refused.set_exception(exc)
+            return refused
 
     def first_written(self, write: asyncio.Future) -> None:
         exc = asyncio.CancelledError() if write.cancelled() else write.exception()

@@ -214,6 +214,19 @@ class JobStore(abc.ABC):
         gone (a client's cancel won the race) or, with leases, no longer this claim's.
         """
 
+    def finish_soon(
+        self, job: Job, state: JobState, *, result: bytes | None, error: bytes | None,
+        ended_at_ms: int,
+    ) -> asyncio.Future:
+        """``finish``, as a future that settles as its call would return or raise.
+
+        Every job's end passes here: a backend that can queue the write at once overrides
+        this to spare it a Task (the default makes one). Cancelling the future does not
+        stop the write.
+        """
+        return asyncio.ensure_future(self.finish(
+            job, state, result=result, error=error, ended_at_ms=ended_at_ms))
+
     @abc.abstractmethod
     async def requeue(
         self, job: Job, *, scheduled_at_ms: int, give_back_attempt: bool = False

@@ -130,6 +130,26 @@ async def test_ends_written_at_once_still_report_each_guard(store):
     assert (await store.get(active.id)).result == b"1"
 
 
+async def test_finish_soon_queues_the_end_at_once_and_answers_as_finish_would(store):
+    """Every job's end passes here: its future is no Task, it settles as ``finish`` returns,
+    and a caller that stops waiting does not stop the write."""
+    active, ended, dropped = running(), running(), running()
+    await store.insert([active, ended, dropped])
+    assert await store.finish(ended, JobState.SUCCESS, result=b"0", error=None, ended_at_ms=1)
+    ends = [store.finish_soon(active, JobState.SUCCESS, result=b"1", error=None, ended_at_ms=2),
+            store.finish_soon(ended, JobState.FAILURE, result=None, error=b"{}", ended_at_ms=3),
+            store.finish_soon(dropped, JobState.SUCCESS, result=b"2", error=None,
+                              ended_at_ms=4)]
+    assert not any(isinstance(end, asyncio.Task) for end in ends)
+    ends[2].cancel()
+    assert await asyncio.gather(*ends[:2]) == [True, False]
+    stored = [await store.get(job.id) for job in (active, ended)]
+    assert [(job.state, job.result) for job in stored] == [(JobState.SUCCESS, b"1"),
+                                                           (JobState.SUCCESS, b"0")]
+    # queued with the others, before any await: committed with them
+    assert (await store.get(dropped.id)).result == b"2"
+
+
 async def test_requeue_retries_or_gives_the_attempt_back_and_keeps_a_pause(store):
     job, paused = running(attempts=2), running()
     await store.insert([job, paused])

@@ -147,3 +147,40 @@ async def test_a_drain_gives_up_an_end_the_store_still_refuses_and_does_not_hang
     await asyncio.wait_for(engine.drain(0.05), 5)
     assert f"job {job.id}: the store still refuses its outcome" in caplog.text
     assert engine.health.pending_ends == 0
+
+
+class RefusingStore(FaultyStore):
+    """While ``refusing``, an end is refused before it is queued, as a closed store does."""
+
+    refusing = False
+
+    def finish_soon(self, *args, **kwargs):
+        if self.refusing:
+            raise Unavailable("the store is closed")
+        return super().finish_soon(*args, **kwargs)
+
+
+async def test_an_end_refused_before_it_is_queued_is_kept_and_stored_later(tmp_path, gate):
+    """``finish_soon`` may refuse at once instead of through its future: the outcome is
+    still kept and retried, and the job stays running until it is stored."""
+    registry, started, release, runs = gate
+    store = RefusingStore(str(tmp_path / "jobs.db"))
+    await store.open()
+    engine = Engine(store, registry, SETTINGS)
+    await engine.start()
+    try:
+        job = await engine.submit("gate", None)
+        await asyncio.wait_for(started.wait(), 5)
+        store.refusing = True
+        release.set()
+        await until(lambda: engine.health.pending_ends == 1)
+        assert job.id in engine.pool.running
+        assert (await store.get(job.id)).state is JobState.RUNNING
+        store.refusing = False
+        ended = await engine.wait(job.id, 5)
+        assert ended.state is JobState.SUCCESS and (await store.get(job.id)) == ended
+        await until(lambda: not engine.pool.running and engine.health.pending_ends == 0)
+        assert runs == [job.id]
+    finally:
+        await engine.drain(0)
+        await store.close()

@@ -217,11 +217,22 @@ class PostgresStore(ControlQueries, TransferQueries, ScheduleQueries, ChangeQuer
         self, job: Job, state: JobState, *, result: bytes | None, error: bytes | None,
         ended_at_ms: int,
     ) -> bool:
+        return await self.finish_soon(job, state, result=result, error=error,
+                                      ended_at_ms=ended_at_ms)
+
+    def finish_soon(
+        self, job: Job, state: JobState, *, result: bytes | None, error: bytes | None,
+        ended_at_ms: int,
+    ) -> asyncio.Future:
+        """The end is queued in the writer's round before this returns (no Task); the
+        claim is let go once it is answered, whatever the answer."""
         try:
-            return await self._group().finish(job.id, state, result, error, ended_at_ms,
-                                              job.claim)
-        finally:
+            future = self._group().finish(job.id, state, result, error, ended_at_ms, job.claim)
+        except BaseException:
             self.claims.release(job)
+            raise
+        future.add_done_callback(lambda _: self.claims.release(job))
+        return future
 
     async def requeue(
         self, job: Job, *, scheduled_at_ms: int, give_back_attempt: bool = False

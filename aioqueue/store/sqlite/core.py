@@ -17,6 +17,7 @@ import asyncio
 import logging
 import sqlite3
 from collections.abc import Collection, Iterable, Mapping, Sequence
+from functools import partial
 from typing import Any
 
 import aiosqlite
@@ -333,13 +334,41 @@ class SQLiteStore(ControlQueries, OutboxQueries, TransferQueries, ScheduleQuerie
         through the ``jobs_end_outbox`` trigger on that row's update: they commit together or
         not at all.
         """
-        count = await self._enqueue(
+        return await self.finish_soon(job, state, result=result, error=error,
+                                      ended_at_ms=ended_at_ms)
+
+    def finish_soon(
+        self, job: Job, state: JobState, *, result: bytes | None, error: bytes | None,
+        ended_at_ms: int,
+    ) -> asyncio.Future:
+        """The end is queued for the next commit before this returns (no Task)."""
+        count = self._enqueue(
             END_SQL(1), (state.value, result, error, ended_at_ms, job.id), rows=END_SQL)
-        if count is None:  # some end of the group found its job ended already: which?
-            stored = await self.get(job.id)
-            return stored is not None and (stored.state, stored.ended_at_ms, stored.result,
-                                           stored.error) == (state, ended_at_ms, result, error)
-        return count == 1
+        written = count.get_loop().create_future()
+        count.add_done_callback(
+            partial(self._ended, written, job.id, (state, ended_at_ms, result, error)))
+        return written
+
+    def _ended(self, written: asyncio.Future, job_id: str, end: tuple,
+               count: asyncio.Future) -> None:
+        """Answer an end: True when it was written. When some end of its group found its
+        job ended already (``count`` None), the stored row says whether it was this one."""
+        if written.done():
+            return
+        failed = count.exception()  # the commit failed (``Unavailable``)
+        if failed is not None:
+            written.set_exception(failed)
+            return
+        if count.result() is not None:
+            written.set_result(count.result() == 1)
+            return
+        try:
+            stored = self._get_now(job_id)
+        except Unavailable as exc:
+            written.set_exception(exc)
+            return
+        written.set_result(stored is not None and (
+            stored.state, stored.ended_at_ms, stored.result, stored.error) == end)
 
     async def requeue(
         self, job: Job, *, scheduled_at_ms: int, give_back_attempt: bool = False
@@ -388,6 +417,9 @@ class SQLiteStore(ControlQueries, OutboxQueries, TransferQueries, ScheduleQuerie
 
     async def get(self, job_id: str, *, owner: str | None = None) -> Job | None:
         """The committed job, or None; with ``owner``, None unless that client owns it."""
+        return self._get_now(job_id, owner)
+
+    def _get_now(self, job_id: str, owner: str | None = None) -> Job | None:
         rows = self._lookup(
             f"SELECT {COLUMNS} FROM jobs WHERE id = ?1 AND (?2 IS NULL OR owner = ?2)",
             (job_id, owner),
