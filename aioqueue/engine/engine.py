@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from typing import Any
 
 from ..config import EngineSettings, EventSettings, LimitSettings
@@ -158,8 +158,8 @@ class Engine:
         self.observers.submitted(job)
         self.dispatcher.note_queued(job.scheduled_at_ms)
 
-    async def _run(self, job: Job) -> None:
-        await self._runner.run(job)
+    def _run(self, job: Job) -> Awaitable[None]:
+        return self._runner.run(job)  # no coroutine of its own: every job passes here
 
     # ---------------------------------------------------------------- clients
 

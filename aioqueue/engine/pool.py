@@ -172,7 +172,7 @@ class WorkerPool:
             del self.busy[process]
         if self.listener is not None:
             self.listener.process_freed(process)
-        run.done.set()
+        run.finished()
 
     def hold(self) -> None:
         """The store refused a job's end and it is kept for another try: it takes a slot

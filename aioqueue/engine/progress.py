@@ -27,7 +27,7 @@ class ProgressWriter:
 
     def report(self, run: Running, payload: bytes) -> None:
         """A handler reported progress; a report after its run ended is dropped."""
-        if run.done.is_set():
+        if run.over:
             return
         run.job = run.job.evolve(progress=payload)
         self.observers.changed(run.job)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 from contextlib import suppress
-from dataclasses import dataclass, field
 from typing import Any
 
 from ..models import Job
@@ -23,24 +22,47 @@ class TimedOut(Exception):
     """The handler ran past its process's timeout (paused time not counted)."""
 
 
-@dataclass
 class Running:
     """A job a worker is running, and why it may be stopped early."""
 
-    job: Job
-    ctx: JobContext
-    task: asyncio.Future | None = None
-    #: the task writing the latest progress report, while one is being written
-    progress_writer: asyncio.Future | None = None
-    #: "cancel" (a client asked; the end is already written), "drain" (shutdown) or
-    #: "lost" (our claim ran out: another server rescues the job; nothing is written)
-    stop_reason: str | None = None
-    #: set once the worker is writing the job's outcome; a resume then waits for ``done``
-    ending: bool = False
-    done: asyncio.Event = field(default_factory=asyncio.Event)
-    #: what ``supervise`` awaits: settled when the handler ends, its time runs out, or the
-    #: job is paused or resumed (so the timeout clock can stop and restart)
-    _waiter: asyncio.Future | None = field(default=None, repr=False)
+    __slots__ = ("job", "ctx", "task", "progress_writer", "stop_reason", "ending", "over",
+                 "_done", "_waiter")
+
+    def __init__(self, job: Job, ctx: JobContext) -> None:
+        self.job = job
+        self.ctx = ctx
+        self.task: asyncio.Future | None = None
+        #: the task writing the latest progress report, while one is being written
+        self.progress_writer: asyncio.Future | None = None
+        #: "cancel" (a client asked; the end is already written), "drain" (shutdown) or
+        #: "lost" (our claim ran out: another server rescues the job; nothing is written)
+        self.stop_reason: str | None = None
+        #: set once the worker is writing the job's outcome; a resume then waits for ``done``
+        self.ending = False
+        #: set once the job has left the pool (``finished``)
+        self.over = False
+        self._done: asyncio.Event | None = None
+        #: what ``supervise`` awaits: settled when the handler ends, its time runs out, or
+        #: the job is paused or resumed (so the timeout clock can stop and restart)
+        self._waiter: asyncio.Future | None = None
+
+    @property
+    def done(self) -> asyncio.Event:
+        """Set once the job has left the pool: its end is stored, or not ours to write.
+
+        Made when first asked for: most jobs are never waited for (a drain, a resume).
+        """
+        if self._done is None:
+            self._done = asyncio.Event()
+            if self.over:
+                self._done.set()
+        return self._done
+
+    def finished(self) -> None:
+        """The job has left the pool: whoever waits on ``done`` goes on."""
+        self.over = True
+        if self._done is not None:
+            self._done.set()
 
     def stop(self, reason: str) -> None:
         """Tell the handler to stop: its task is cancelled, a thread sees it at a checkpoint.

@@ -8,12 +8,13 @@ from typing import Any
 
 import orjson
 
+from ..errors import UnknownProcess
 from ..models import ErrorCode, Job, JobState, error_json
 from .batch import BatchRunner
 from .context import JobCancelled
 from .outcome import GIVE_BACK, Outcome, Recorder, failed, raised, succeeded
 from .pool import WorkerPool
-from .registry import Registry
+from .registry import Process, Registry
 from .running import FINAL, Running, TimedOut
 
 
@@ -31,7 +32,10 @@ class JobRunner:
         self.accepting = accepting
 
     async def run(self, job: Job) -> None:
-        proc = self.registry.get(job.process) if job.process in self.registry else None
+        try:
+            proc: Process | None = self.registry.get(job.process)
+        except UnknownProcess as exc:
+            proc, unknown = None, exc
         if proc is not None and proc.batch_size > 1 and self.accepting():
             await self.batches.run(job, proc)
             return
@@ -43,18 +47,17 @@ class JobRunner:
             if not self.accepting():
                 run.stop_reason = "drain"
                 outcome = GIVE_BACK  # claimed but not started: back to the queue, unrun
+            elif proc is None:
+                outcome = Outcome(JobState.FAILURE,
+                                  error=error_json(ErrorCode.EXCEPTION, str(unknown)))
             else:
-                outcome = await self._execute(run)
+                outcome = await self._execute(run, proc)
         finally:
             # queued for the next commit; the worker goes on to its next job meanwhile
             self.recorder.record(run, outcome)
 
-    async def _execute(self, run: Running) -> Outcome:
+    async def _execute(self, run: Running, proc: Process) -> Outcome:
         job = run.job
-        try:
-            proc = self.registry.get(job.process)
-        except Exception as exc:
-            return Outcome(JobState.FAILURE, error=error_json(ErrorCode.EXCEPTION, str(exc)))
         data = orjson.loads(job.input)
         if job.depends_on:
             run.ctx.parents = await self.parents(job)
