@@ -3,7 +3,8 @@
   python bench/writes.py [--rounds 1000] [--prefill 0] [--repeat 3] [VARIANT ...]
 
 Each round inserts 16 jobs, claims them and ends them in one transaction (``synchronous=OFF``,
-so only CPU counts), with the store's own SQL: what one group commit of a busy server does.
+so only CPU counts), with the store's own SQL (one multi-row INSERT, the claim, one UPDATE
+FROM of the ends) and its pragmas: what one group commit of a busy server does.
 ``--prefill`` first stores that many queued jobs due later (a backlog). The variants are the
 current schema changed by a few statements (``VARIANTS``); the figure is the thread's CPU time
 per job, best of ``--repeat``. Nothing is asserted.
@@ -18,7 +19,9 @@ import tempfile
 import time
 import uuid
 
-from aioqueue.store.sqlite.schema import _DEPS_END_BODY, _TERMINAL, CLAIM_SQL, COLUMNS, MIGRATIONS
+from aioqueue.store.sqlite.schema import (
+    _DEPS_END_BODY, _TERMINAL, CLAIM_SQL, END_SQL, MIGRATIONS, insert_sql,
+)
 
 _END = f"WHEN NEW.state IN ({_TERMINAL}) AND OLD.state NOT IN ({_TERMINAL})"
 _OUTBOX = [s for s in MIGRATIONS[1] if "jobs_end_outbox" in s][0]
@@ -39,12 +42,17 @@ VARIANTS: dict[str, list[str]] = {
                           "WHERE state IN ('running', 'paused')"],
     "no-process-indexes": ["DROP INDEX jobs_claim_process", "DROP INDEX jobs_due_process"],
     "no-state-index": ["DROP INDEX jobs_state"],
+    # the statement journals of multi-row statements in a temp file, as before round two's
+    # fourth session
+    "temp-store-file": ["PRAGMA temp_store=FILE"],
+    # Debian's SQLite is built with SECURE_DELETE: freed cells are zeroed
+    "no-secure-delete": ["PRAGMA secure_delete=OFF"],
 }
 
-_INSERT = f"INSERT INTO jobs ({COLUMNS}) VALUES ({', '.join('?' * 22)}) ON CONFLICT DO NOTHING"
-_FINISH = ("UPDATE jobs SET state = ?, result = ?, error = ?, ended_at_ms = ? "
-           "WHERE id = ? AND state IN ('queued', 'running', 'paused')")
 _BATCH = 16
+_INSERT = insert_sql(_BATCH)
+#: the pragmas the store sets on its writer besides WAL and synchronous
+_STORE_PRAGMAS = ["PRAGMA recursive_triggers=1", "PRAGMA temp_store=MEMORY"]
 
 
 def _row(scheduled_ms: int) -> tuple:
@@ -58,18 +66,18 @@ def run(variant: str, rounds: int, prefill: int) -> float:
         conn = sqlite3.connect(os.path.join(tmp, "w.db"), isolation_level="DEFERRED")
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=OFF")
-        conn.execute("PRAGMA recursive_triggers=1")
-        for statement in [s for m in MIGRATIONS for s in m] + VARIANTS[variant]:
+        for statement in [s for m in MIGRATIONS for s in m] + _STORE_PRAGMAS + VARIANTS[variant]:
             conn.execute(statement)
         now = 1_800_000_000_000
-        conn.executemany(_INSERT, [_row(now + 10**9) for _ in range(prefill)])
+        conn.executemany(insert_sql(1), [_row(now + 10**9) for _ in range(prefill)])
         conn.commit()
         started = time.thread_time()
         for _ in range(rounds):
             now += 1
-            conn.executemany(_INSERT, [_row(now) for _ in range(_BATCH)])
+            conn.execute(_INSERT, [v for _ in range(_BATCH) for v in _row(now)])
             claimed = conn.execute(CLAIM_SQL, (now, now, _BATCH)).fetchall()
-            conn.executemany(_FINISH, [("success", b"1", None, now, r[0]) for r in claimed])
+            conn.execute(END_SQL(len(claimed)),
+                         [v for r in claimed for v in ("success", b"1", None, now, r[0])])
             conn.commit()
         used = time.thread_time() - started
         conn.close()

@@ -94,6 +94,13 @@ class SQLiteStore(ControlQueries, OutboxQueries, TransferQueries, ScheduleQuerie
         # a failed parent's trigger ends its children, whose own ends fire it again
         await self._writer.execute("PRAGMA recursive_triggers=1")
         await self._migrate()
+        # after the migrations, whose index builds sort the whole table: a multi-row
+        # statement (a commit's INSERT, UPDATE FROM) keeps a statement journal, the
+        # originals of the pages it changes, which past 64 KiB SQLite spills to a temp
+        # file created, written and deleted at each commit; in memory it costs 11 us of
+        # the writer's CPU less a job (bench/writes.py) and is bounded by one statement's
+        # pages; durability is the WAL's, not this journal's
+        await self._writer.execute("PRAGMA temp_store=MEMORY")
         self._reader = await aiosqlite.connect(self.path)
         await self._reader.execute("PRAGMA query_only=1")
         await self._reader.execute("PRAGMA busy_timeout=5000")
