@@ -10,6 +10,8 @@ SQLite store whose commits can be held back, to show what runs while a commit is
 from __future__ import annotations
 
 import asyncio
+import threading
+
 import orjson
 import pytest
 
@@ -22,14 +24,31 @@ from tests.unit.test_lost_ends import until
 
 
 class HeldStore(SQLiteStore):
-    """Commits wait while ``held`` is set (the writes queue up for the next one)."""
+    """Commits wait while ``held`` is set (the writes queue up for the next one): the
+    writer's thread waits before each commit until it is cleared."""
 
-    held = False
+    def __init__(self, path: str) -> None:
+        super().__init__(path)
+        self._go = threading.Event()
+        self._go.set()
+        commit = self._group._commit
 
-    async def _commit(self, batch) -> None:
-        while self.held:
-            await asyncio.sleep(0.002)
-        await super()._commit(batch)
+        def held_commit(conn, batch):
+            self._go.wait(10)
+            return commit(conn, batch)
+
+        self._group._commit = held_commit
+
+    @property
+    def held(self) -> bool:
+        return not self._go.is_set()
+
+    @held.setter
+    def held(self, value: bool) -> None:
+        if value:
+            self._go.clear()
+        else:
+            self._go.set()
 
 
 class Fixed:

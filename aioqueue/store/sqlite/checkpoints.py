@@ -25,8 +25,6 @@ import logging
 import sqlite3
 import threading
 
-import aiosqlite
-
 log = logging.getLogger(__name__)
 
 #: commits between checkpoints; a one-job commit writes about five pages (the row and
@@ -84,11 +82,11 @@ class Checkpointer:
         self.copied = False
         return True
 
-    async def finish(self, writer: aiosqlite.Connection) -> None:
-        """On the writer, between commits: copy the little the WAL gained during this
-        thread's checkpoint, so the writer's next transaction starts the WAL over."""
+    def finish(self, writer: sqlite3.Connection) -> None:
+        """On the writer's thread, between commits: copy the little the WAL gained during
+        this thread's checkpoint, so the writer's next transaction starts the WAL over."""
         try:
-            await writer.execute_fetchall("PRAGMA wal_checkpoint(PASSIVE)")
+            writer.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
         except sqlite3.Error as exc:  # the next checkpoint tries again
             log.warning("WAL checkpoint failed: %r", exc)
         self._finished = True

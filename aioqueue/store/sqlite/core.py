@@ -3,8 +3,8 @@
 This package implements ``store.base.JobStore`` on one SQLite file; the schema is in
 ``schema``, the notification outbox in ``outbox``.
 
-Every write goes through one writer task. Writes that arrive while a transaction is
-being committed wait and are committed together in the next one (group commit), and each
+Every write goes through one writer (``writer``). Writes that arrive while a transaction
+is being committed wait and are committed together in the next one (group commit), and each
 caller is answered only once its own write is committed. Reads use a second connection,
 which WAL lets run beside the writer.
 
@@ -22,21 +22,22 @@ from typing import Any
 
 import aiosqlite
 
-from ...errors import DuplicateJob, Unavailable
+from ...errors import Unavailable
 from ...models import ACTIVE, ErrorCode, Job, JobState, error_json, sources
 from ..base import JobStore
-from ..common import newer_schema, settle
+from ..common import newer_schema
 from .changes import ChangeQueries
 from .checkpoints import Checkpointer
-from .groupcommit import Batch, Insert, RowsSql, Step, Write, group_writes, quietly, run_steps
+from .groupcommit import Insert, RowsSql, Write
 from .outbox import OutboxQueries
 from .transfer import TransferQueries
 from .schedules import ScheduleQueries
 from .schema import (
-    CLAIM_SQL, CLAIMABLE, COLUMNS, END_SQL, MIGRATIONS, NEXT_DUE_SQL, PROGRESS_SQL, ROW_WIDTH,
-    SCHEMA_VERSION, _job_to_row, _row_to_job, insert_sql, states_sql,
+    CLAIM_SQL, CLAIMABLE, COLUMNS, END_SQL, MIGRATIONS, NEXT_DUE_SQL, SCHEMA_VERSION,
+    _job_to_row, _row_to_job, states_sql,
 )
 from .transitions import ControlQueries
+from .writer import GroupWriter
 
 log = logging.getLogger(__name__)
 
@@ -55,13 +56,15 @@ class SQLiteStore(ControlQueries, OutboxQueries, TransferQueries, ScheduleQuerie
         self._writer: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
         self._lookups: sqlite3.Connection | None = None
-        self._batch = Batch()
-        self._wake = asyncio.Event()
         self._writer_task: asyncio.Task | None = None
-        self._closing = False
         self._checkpoints = Checkpointer(path)
-        #: transactions committed since open; tests and metrics read it
-        self.commits = 0
+        self._group = GroupWriter(self._checkpoints)
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def commits(self) -> int:
+        """Transactions committed since open; tests and metrics read it."""
+        return self._group.commits
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -78,7 +81,9 @@ class SQLiteStore(ControlQueries, OutboxQueries, TransferQueries, ScheduleQuerie
             if isinstance(exc, sqlite3.Error):
                 raise Unavailable(f"cannot open the database {self.path}: {exc}") from None
             raise
-        self._writer_task = asyncio.create_task(self._write_loop(), name="aioqueue-store-writer")
+        self._loop = asyncio.get_running_loop()
+        self._writer_task = asyncio.create_task(self._group.run(self._writer),
+                                                name="aioqueue-store-writer")
 
     async def _connect(self) -> None:
         # first the plain connection: a file that cannot be opened fails here, on the loop,
@@ -115,8 +120,8 @@ class SQLiteStore(ControlQueries, OutboxQueries, TransferQueries, ScheduleQuerie
 
     async def close(self) -> None:
         """Commit what is pending, then close. Writes after this raise ``Unavailable``."""
-        self._closing = True
-        self._wake.set()
+        self._group.closing = True
+        self._group.wake.set()
         if self._writer_task is not None:
             await self._writer_task
         await self._checkpoints.stop()
@@ -168,102 +173,14 @@ class SQLiteStore(ControlQueries, OutboxQueries, TransferQueries, ScheduleQuerie
         SQL, and gets 1 when every write of its group matched a row, and None when some did
         not and the caller must look for itself.
         """
-        if self._closing:
+        group = self._group
+        if group.closing or self._loop is None:
             raise Unavailable("the store is closed")
-        future = asyncio.get_running_loop().create_future()
-        self._batch.writes.append(Write(sql, params, future, fetch, rows))
-        self._wake.set()
+        future = self._loop.create_future()
+        with group.lock:
+            group.batch.writes.append(Write(sql, params, future, fetch, rows))
+        group.wake.set()
         return future
-
-    async def _write_loop(self) -> None:
-        while True:
-            if not self._batch:
-                if self._closing:
-                    return
-                self._wake.clear()
-                await self._wake.wait()
-                continue
-            batch, self._batch = self._batch, Batch()
-            await self._commit(batch)
-            if self._checkpoints.take_copied():
-                await self._checkpoints.finish(self._writer)
-
-    async def _commit(self, batch: Batch) -> None:
-        """Run a batch as one transaction; each write gets its own result or error.
-
-        The whole batch is one call on aiosqlite's thread (``run_steps``): one hand-off
-        there and one wake-up back per commit, however many statements it holds.
-        """
-        conn = self._writer
-        assert conn is not None
-        steps: list[Step] = []
-        new_rows = len(batch.values) // ROW_WIDTH
-        if new_rows:
-            # new jobs first: a later write of the same batch may already refer to one
-            steps.append(("rows", (insert_sql, ROW_WIDTH), batch.values))
-        units = group_writes(batch.writes)
-        for unit in units:
-            first = unit[0]
-            if first.fetch:
-                steps.append(("fetch", first.sql, first.params))
-            elif first.rows is not None:
-                values = [value for write in unit for value in write.params]
-                steps.append(("rows", (first.rows, len(first.params)), values))
-            else:
-                steps.append(("one", first.sql, first.params))
-        if batch.progress:
-            values = [value for job_id, progress in batch.progress.items()
-                      for value in (progress, job_id)]
-            steps.append(("rows", (PROGRESS_SQL, 2), values))
-        try:
-            # aiosqlite's own way to run a function on its connection's thread
-            outcomes = await conn._execute(run_steps, conn._conn, steps)
-        except Exception as exc:  # the connection is gone
-            outcomes = [exc]
-        failed = outcomes[-1]
-        if new_rows and isinstance(outcomes[0], BaseException):
-            failed = outcomes[0]
-        if isinstance(failed, BaseException):
-            log.error("commit failed, %d writes lost: %r",
-                      len(batch.writes) + len(batch.inserts), failed)
-            await quietly(conn.rollback())
-            for future in batch.futures():
-                settle(future, Unavailable("storage unavailable: the commit failed"))
-            return
-        self.commits += 1
-        self._checkpoints.committed(new_rows + len(batch.writes) + len(batch.progress))
-        if batch.progress_done is not None:
-            settle(batch.progress_done, None)
-        if new_rows:
-            await self._settle_inserts(batch.inserts, outcomes[0], new_rows)
-            outcomes = outcomes[1:]
-        for unit, outcome in zip(units, outcomes):
-            first = unit[0]
-            if isinstance(outcome, sqlite3.IntegrityError):
-                result: Any = outcome
-            elif isinstance(outcome, BaseException):
-                log.error("write failed: %s: %r", first.sql.split("(")[0], outcome)
-                result = Unavailable("storage unavailable")
-            elif first.rows is not None:
-                result = 1 if outcome == len(unit) else None
-            else:
-                result = outcome
-            for write in unit:
-                settle(write.future, result)
-
-    async def _settle_inserts(self, inserts: list[Insert], stored: int, expected: int) -> None:
-        """Answer each insert; one whose rows a unique index refused gets ``DuplicateJob``."""
-        missing: set[str] = set()
-        if stored < expected:
-            ids = [job_id for insert in inserts for job_id in insert.ids]
-            present = {r[0] for r in await self._read(
-                f"SELECT id FROM jobs WHERE id IN ({', '.join('?' * len(ids))})", ids)}
-            missing = set(ids) - present
-        for insert in inserts:
-            if missing and not missing.isdisjoint(insert.ids):
-                settle(insert.future, DuplicateJob("a job with this idempotency key exists"))
-            else:
-                settle(insert.future, None)
 
     # ---------------------------------------------------------------- writes
 
@@ -287,14 +204,17 @@ class SQLiteStore(ControlQueries, OutboxQueries, TransferQueries, ScheduleQuerie
 
     def _queue_insert(self, jobs: Sequence[Job]) -> asyncio.Future:
         """Queue new rows for the next commit; the future is settled once it is done."""
-        if self._closing:
+        group = self._group
+        if group.closing or self._loop is None:
             raise Unavailable("the store is closed")
-        future = asyncio.get_running_loop().create_future()
-        batch = self._batch
-        for job in jobs:
-            batch.values.extend(_job_to_row(job))
-        batch.inserts.append(Insert([job.id for job in jobs], future))
-        self._wake.set()
+        future = self._loop.create_future()
+        rows = [_job_to_row(job) for job in jobs]
+        with group.lock:
+            values = group.batch.values
+            for row in rows:
+                values.extend(row)
+            group.batch.inserts.append(Insert([job.id for job in jobs], future))
+        group.wake.set()
         return future
 
     async def claim(
@@ -395,14 +315,17 @@ class SQLiteStore(ControlQueries, OutboxQueries, TransferQueries, ScheduleQuerie
     async def set_progress(self, job: Job, progress: bytes) -> None:
         """Record progress with the next commit; of a job's reports waiting for the same
         commit only the latest is written. A store that is closing drops it."""
-        if self._closing:
+        group = self._group
+        if group.closing or self._loop is None:
             return
-        batch = self._batch
-        batch.progress[job.id] = progress
-        if batch.progress_done is None:
-            batch.progress_done = asyncio.get_running_loop().create_future()
-        self._wake.set()
-        await batch.progress_done
+        with group.lock:
+            batch = group.batch
+            batch.progress[job.id] = progress
+            if batch.progress_done is None:
+                batch.progress_done = self._loop.create_future()
+            done = batch.progress_done
+        group.wake.set()
+        await done
 
     async def recover(self, now_ms: int) -> tuple[int, int]:
         """After a crash: re-queue running jobs with attempts left, end the rest as interrupted.

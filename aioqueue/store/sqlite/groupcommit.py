@@ -131,10 +131,3 @@ def group_writes(writes: list[Write]) -> list[list[Write]]:
             units.append([write])
     return units
 
-
-async def quietly(awaitable: Any) -> None:
-    """Await a rollback whose failure changes nothing (the commit failed already)."""
-    try:
-        await awaitable
-    except sqlite3.Error:
-        pass
