@@ -1,6 +1,6 @@
 """Where a job's CPU goes, thread by thread, in two checkouts of aioqueue run in turns.
 
-  python bench/threads.py [--mode drain|http] [--jobs 10000] [--rounds 3] CHECKOUT [CHECKOUT...]
+  python bench/threads.py [--mode drain|http|submit] [--jobs 10000] [--rounds 3] CHECKOUT [CHECKOUT...]
 
 Each CHECKOUT is a folder with an ``aioqueue`` package (this one, or an older commit's
 worktree); its server runs with that folder as its working directory, so ``python -m aioqueue``
@@ -13,6 +13,9 @@ round, so a noisy machine weighs on each alike.
   while none is due yet, and its CPU and the time are counted from then on (start-up left out).
 - ``http``: a fresh server gets ``--jobs`` submits from wrk (64 connections) and is timed, as
   ``peers.py`` does, from the first submit until every job is terminal.
+- ``submit``: as ``http``, but each job is submitted with ``delay=86400`` (none runs): timed
+  until wrk has its ``--jobs`` answers, so the figures are durable submits per second and
+  the CPU of each.
 
 Per run it prints jobs/s and the CPU each thread of the server used per job, read from
 ``/proc/PID/task/*/stat`` (threads named by ``py-spy dump`` where py-spy is installed; the
@@ -34,7 +37,7 @@ import time
 from pathlib import Path
 
 from _harness import UNLIMITED, free_port, require_wrk, stop, wait_http
-from core import wait_all_terminal
+from core import terminal_counter, wait_all_terminal
 from peers import STOP_AFTER, watch
 
 FILL = """
@@ -99,6 +102,17 @@ def _dump():
         for name, counter in _counts:
             fh.write(f"{name}\\t{dict(counter)}\\n")
 """
+
+
+def wait_stored(db: str, jobs: int, deadline: float) -> tuple[int, float]:
+    """Poll the store until it holds ``jobs`` jobs (each one answered after its commit);
+    (the jobs stored, when)."""
+    with terminal_counter(db) as count:
+        while True:
+            total, _ = count()
+            if total >= jobs or time.monotonic() > deadline:
+                return total, time.monotonic()
+            time.sleep(0.005)
 
 
 def thread_cpu(pid: int) -> dict[int, float]:
@@ -192,12 +206,16 @@ def run_one(checkout: str, mode: str, jobs: int, trace: bool,
                     script.write(STOP_AFTER)
                     script.flush()
                     started = time.monotonic()
+                    delay = "&delay=86400" if mode == "submit" else ""
                     load = subprocess.Popen(
                         [require_wrk(), "-t1", "-c64", "-d60s", "-s", script.name,
-                         f"http://127.0.0.1:{port}/async-process/?process=echo"],
+                         f"http://127.0.0.1:{port}/async-process/?process=echo{delay}"],
                         stdout=subprocess.DEVNULL, env={**os.environ, "JOBS": str(jobs)})
                     try:
-                        total, _, ended = watch(db, jobs, started + 60)
+                        if mode == "submit":
+                            total, ended = wait_stored(db, jobs, started + 60)
+                        else:
+                            total, _, ended = watch(db, jobs, started + 60)
                     finally:
                         stop(load)
             cpu = thread_cpu(proc.pid)
@@ -215,7 +233,7 @@ def run_one(checkout: str, mode: str, jobs: int, trace: bool,
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("checkouts", nargs="+")
-    parser.add_argument("--mode", choices=("drain", "http"), default="drain")
+    parser.add_argument("--mode", choices=("drain", "http", "submit"), default="drain")
     parser.add_argument("--jobs", type=int, default=10000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--trace", action="store_true")
