@@ -179,7 +179,9 @@ class SQLiteStore(ControlQueries, OutboxQueries, TransferQueries, ScheduleQuerie
         future = self._loop.create_future()
         with group.lock:
             group.batch.writes.append(Write(sql, params, future, fetch, rows))
-        group.wake.set()
+            idle = not group.draining
+        if idle:
+            group.wake.set()
         return future
 
     # ---------------------------------------------------------------- writes
@@ -214,7 +216,9 @@ class SQLiteStore(ControlQueries, OutboxQueries, TransferQueries, ScheduleQuerie
             for row in rows:
                 values.extend(row)
             group.batch.inserts.append(Insert([job.id for job in jobs], future))
-        group.wake.set()
+            idle = not group.draining
+        if idle:
+            group.wake.set()
         return future
 
     async def claim(
@@ -324,7 +328,9 @@ class SQLiteStore(ControlQueries, OutboxQueries, TransferQueries, ScheduleQuerie
             if batch.progress_done is None:
                 batch.progress_done = self._loop.create_future()
             done = batch.progress_done
-        group.wake.set()
+            idle = not group.draining
+        if idle:
+            group.wake.set()
         await done
 
     async def recover(self, now_ms: int) -> tuple[int, int]:

@@ -43,8 +43,12 @@ class GroupWriter:
         self.batch = Batch()
         #: held while the loop adds to the batch and while the thread takes it
         self.lock = threading.Lock()
-        #: set by the loop when it queues a write; the runner then starts a drain
+        #: set by the loop when it queues a write and no drain runs; the runner starts one
         self.wake = asyncio.Event()
+        #: True from a drain's start until it finds the batch empty (under ``lock``): a
+        #: write queued meanwhile is taken by that drain and needs no wake, or the runner
+        #: would start another drain only to find it empty
+        self.draining = False
         self.closing = False
         #: transactions committed since open; tests and metrics read it
         self.commits = 0
@@ -59,12 +63,15 @@ class GroupWriter:
         while True:
             await self.wake.wait()
             self.wake.clear()
+            with self.lock:
+                self.draining = True
             try:
                 # aiosqlite's own way to run a function on its connection's thread
                 last = await conn._execute(self._drain, conn._conn)
             except Exception as exc:  # the connection is gone: nothing can commit
                 with self.lock:
                     batch, self.batch = self.batch, Batch()
+                    self.draining = False
                 self._fail(batch, exc)
                 last = None
             if last is not None:
@@ -82,6 +89,8 @@ class GroupWriter:
         while True:
             with self.lock:
                 batch, self.batch = self.batch, Batch()
+                if not batch:
+                    self.draining = False
             if not batch:
                 return pending
             if pending is not None:
