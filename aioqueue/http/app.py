@@ -55,7 +55,8 @@ def create_app(settings: Settings, registry: Registry | None = None) -> web.Appl
     store = store_for(settings.storage, lease_s=settings.cluster.lease_s)
     metrics = Metrics(store.node)
     guard = BrowserGuard(settings.server)
-    middleware = app_middleware(metrics, guard)
+    tokens = TokenTable(settings.auth.tokens)
+    middleware = app_middleware(metrics, guard, tokens)
     app = web.Application(middlewares=[middleware],
                           client_max_size=settings.server.max_body_bytes)
     app[GUARD] = middleware  # run below the app by ``serve``'s server (``dispatch``)
@@ -71,7 +72,7 @@ def create_app(settings: Settings, registry: Registry | None = None) -> web.Appl
     app[STREAMS] = Slots("event streams", events.max_streams, events.max_streams_per_token)
     app[LONG_POLLS] = Slots("long polls", limits.max_long_polls, limits.max_long_polls_per_token)
     app[METRICS] = metrics
-    app[TOKENS] = TokenTable(settings.auth.tokens)
+    app[TOKENS] = tokens
     app[LIMITER] = RateLimiter(settings.limits.rate_per_s, settings.limits.rate_burst)
     app[STORE] = store
     # only a store no other server writes can keep answers (``rendered``)

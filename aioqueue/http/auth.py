@@ -12,9 +12,9 @@ from typing import Any
 from aiohttp import web
 
 from ..errors import Forbidden, Overloaded, Unauthorized
-from .keys import LIMITER, TOKENS
+from .keys import LIMITER
 from .mount import prefix
-from .tokens import OPEN, Principal
+from .tokens import OPEN, Principal, TokenTable
 
 
 def _request_key(name: str) -> Any:
@@ -68,10 +68,10 @@ def presented_token(request: web.Request) -> str | None:
     return bearer or header or None
 
 
-def authenticate(request: web.Request) -> None:
-    """Every path but the public ones needs a known token (unless none is configured):
-    the caller's ``Principal`` is set on the request, or 401/403 raised."""
-    tokens = request.app[TOKENS]
+def authenticate(request: web.Request, tokens: TokenTable) -> None:
+    """Every path but the public ones needs a known token of ``tokens`` (the app's, which
+    the middleware holds) unless none is configured: the caller's ``Principal`` is set on
+    the request, or 401/403 raised."""
     if tokens.open:  # everyone is the one local user: no path is public or admin-only
         presented_token(request)  # two tokens that disagree are still refused
         request[PRINCIPAL] = OPEN

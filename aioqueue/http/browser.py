@@ -104,16 +104,17 @@ class BrowserGuard:
         if not self.host_allowed(request):
             raise MisdirectedRequest("the Host header names no address of this server; "
                                      "add it to [server] allowed_hosts if it should")
-        origin = request.headers.get("Origin")
-        if request.method == "OPTIONS" and self._listed(origin) \
-                and "Access-Control-Request-Method" in request.headers:
+        headers, method = request.headers, request.method
+        origin = headers.get("Origin")
+        if method == "OPTIONS" and self._listed(origin) \
+                and "Access-Control-Request-Method" in headers:
             return web.Response(status=204, headers=self._cors(origin or "", preflight=True))
-        if request.method not in SAFE_METHODS:
+        if method not in SAFE_METHODS:
             if origin is not None and not self.origin_allowed(request, origin):
                 raise Forbidden("cross-site requests that change state are refused; list the "
                                 "origin in [server] cors_origins to allow it")
             content_type = request.content_type
-            if request.method == "POST" and content_type != _JSON \
+            if method == "POST" and content_type != _JSON \
                     and not content_type.endswith("+json"):
                 raise web.HTTPUnsupportedMediaType()
         return None

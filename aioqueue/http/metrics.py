@@ -76,6 +76,9 @@ class Metrics(JobObserver):
         self.duration = Buckets(DURATION_BUCKETS_S)  # process
         self.requests = Counts()  # (method, route, status)
         self.request_time = Buckets(REQUEST_BUCKETS_S)  # route
+        #: each route's label, worked out at its first answer (under a mount, the
+        #: template carries the prefix the host adds)
+        self._labels: dict[web.AbstractRoute, str] = {}
 
     # ------------------------------------------------------------ JobObserver
 
@@ -92,9 +95,14 @@ class Metrics(JobObserver):
 
     def count_request(self, request: web.Request, status: int, elapsed_s: float) -> None:
         """One answer, by route template (never by raw path, to bound the labels)."""
-        route = _route_of(request)
-        self.requests.inc((request.method, route, status))
-        self.request_time.observe(route, elapsed_s)
+        route = request.match_info.route
+        label = self._labels.get(route)
+        if label is None:
+            label = _route_of(request)
+            if route.resource is not None:  # aiohttp makes a new route for each 404 or 405
+                self._labels[route] = label
+        self.requests.inc((request.method, label, status))
+        self.request_time.observe(label, elapsed_s)
 
     async def render(self, engine: Engine) -> tuple[bytes, str]:
         """The text exposition and its content type, with the queue figures read now."""

@@ -18,14 +18,16 @@ from .auth import authenticate
 from .browser import BrowserGuard
 from .keys import GUARD
 from .metrics import Metrics
+from .tokens import TokenTable
 from .responses import error_response
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Middleware = Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]
 
 
-def app_middleware(metrics: Metrics, guard: BrowserGuard) -> Callable:
-    """The app's only middleware, counting into ``metrics`` and checking with ``guard``.
+def app_middleware(metrics: Metrics, guard: BrowserGuard, tokens: TokenTable) -> Callable:
+    """The app's only middleware, counting into ``metrics``, checking with ``guard`` and
+    authenticating with ``tokens``.
 
     The server ``serve`` runs calls it below the app instead (``lift_guard``, ``dispatch``),
     where aiohttp's middleware chain costs nothing; either way every request, aiohttp's own
@@ -42,7 +44,7 @@ def app_middleware(metrics: Metrics, guard: BrowserGuard) -> Callable:
             try:
                 response = check(request)
                 if response is None:
-                    authenticate(request)
+                    authenticate(request, tokens)
                     response = await handler(request)
             except Exception as exc:
                 response = error_response(request, exc)  # raises a redirect again

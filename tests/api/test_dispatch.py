@@ -13,7 +13,7 @@ from aiohttp.test_utils import make_mocked_request
 from aioqueue.config import Settings
 from aioqueue.http.app import create_app
 from aioqueue.http.dispatch import PLAIN_ROUTES, Routes
-from aioqueue.http.keys import GUARD
+from aioqueue.http.keys import GUARD, METRICS
 from aioqueue.http.middleware import lift_guard
 from tests.api.authclients import auth
 from tests.api.test_metrics import _samples
@@ -115,3 +115,16 @@ def test_an_app_that_mounts_another_keeps_its_middleware():
     assert list(app.middlewares) == [app[GUARD]]
     plain = create_app(Settings())
     assert lift_guard(plain) is plain[GUARD] and list(plain.middlewares) == []
+
+
+async def test_requests_are_counted_by_their_template_under_a_mount_too(aiohttp_client, settings):
+    host = web.Application()
+    jobs = create_app(settings)
+    host.add_subapp("/jobs", jobs)
+    client = await aiohttp_client(host)
+    for _ in range(2):
+        assert (await client.get("/jobs" + JOB)).status == 404
+        assert (await client.get("/jobs/nowhere")).status == 404
+    figures = jobs[METRICS].requests
+    assert figures[("GET", "/jobs/async-process/{job_id}", 404)] == 2
+    assert figures[("GET", "unmatched", 404)] == 2
