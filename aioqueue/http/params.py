@@ -91,15 +91,19 @@ def priority(request: web.Request) -> int:
 
 
 def wait_s(request: web.Request) -> tuple[float, bool]:
-    """Seconds to wait for the end, and whether they came from a ``Prefer`` header."""
-    limit = request.app[SETTINGS].server.max_return_timeout_s
+    """Seconds to wait for the end, and whether they came from a ``Prefer`` header (the
+    limit is looked up only for a request that asks to wait: most do not)."""
     query = request.query.get("return_timeout")
     if query is not None:
-        return number(query, "return_timeout", 0, limit), False
+        return number(query, "return_timeout", 0, _max_wait_s(request)), False
     prefer = prefer_wait(request)
     if prefer is not None:
-        return number(prefer, "Prefer: wait", 0, limit), True
+        return number(prefer, "Prefer: wait", 0, _max_wait_s(request)), True
     return 0.0, False
+
+
+def _max_wait_s(request: web.Request) -> float:
+    return request.app[SETTINGS].server.max_return_timeout_s
 
 
 def job_id(request: web.Request) -> str:

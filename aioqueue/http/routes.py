@@ -33,26 +33,32 @@ JOB_ID = "{job_id:[0-9a-f]{32}}"
 _STATES = frozenset(state.value for state in JobState)
 
 
+#: what a request that answers at once holds instead of a long-poll slot
+_NO_SLOT = contextlib.nullcontext()
+#: the notices of a request that asks for none (most): nothing to check
+_NO_NOTICES: dict[str, str | None] = {"callback_url": None, "notify_email": None}
+
+
 def _long_poll(request: web.Request, wait_s: float) -> contextlib.AbstractContextManager:
     """A long-poll slot while the request waits for a job's end; none for an answer at once."""
     if wait_s <= 0:
-        return contextlib.nullcontext()
+        return _NO_SLOT
     return request.app[LONG_POLLS].take(creator_of(request))
 
 
 def _job_answer(request: web.Request, job: Any, status: int | None = None,
                 headers: dict[str, str] | None = None) -> web.Response:
-    base = job_base(request)
+    base, app = job_base(request), request.app
     if params.with_input(request):
         body = render(job, base, with_input=True)
     else:
-        body = request.app[RENDERED].body(job, base)
+        body = app[RENDERED].body(job, base)
     if status is None:
         status = 200 if job.terminal else 202
     if status == 202:
         headers = dict(headers or {})
         headers["Location"] = f"{base}{job.id}"
-        headers["Retry-After"] = str(request.app[SETTINGS].server.retry_after_s)
+        headers["Retry-After"] = str(app[SETTINGS].server.retry_after_s)
     return web.Response(body=body, status=status, headers=headers,
                         content_type="application/json")
 
@@ -61,26 +67,28 @@ def _job_answer(request: web.Request, job: Any, status: int | None = None,
 
 async def submit(request: web.Request) -> web.Response:
     """POST /async-process/?process=NAME"""
-    process = request.query.get("process", "")
+    query = request.query
+    process = query.get("process", "")
     if not process:
         raise InvalidRequest("the query parameter 'process' is required")
     admit(request, process)
     wait_s, from_prefer = params.wait_s(request)
     priority = params.priority(request)
-    delay = request.query.get("delay")
-    run_at = request.query.get("run_at")
+    delay = query.get("delay")
+    run_at = query.get("run_at")
     if delay is not None and run_at is not None:
         raise InvalidRequest("give either delay or run_at, not both")
     delay_s = params.number(delay, "delay", 0, params.MAX_DELAY_S) if delay is not None else 0.0
     at_ms = params.run_at_ms(run_at) if run_at is not None else None
     key = params.idempotency_key(request)
-    parents = params.job_ids(request.query.get("depends_on"), "depends_on")
+    parents = params.job_ids(query.get("depends_on"), "depends_on")
     data, raw = await params.read_input(request)
+    principal = principal_of(request)
     with _long_poll(request, wait_s):  # refused before anything is stored
         job = await request.app[ENGINE].submit(
             process, data, raw=raw, priority=priority, delay_s=delay_s, run_at_ms=at_ms,
-            wait_s=wait_s, owner=creator_of(request), idempotency_key=key, **_notices(request),
-            depends_on=parents, viewer=owner_of(request),
+            wait_s=wait_s, owner=principal.name, idempotency_key=key, **_notices(request),
+            depends_on=parents, viewer=principal.visible_owner,
         )
     headers = {"Preference-Applied": f"wait={wait_s:g}"} if from_prefer else None
     return _job_answer(request, job, headers=headers)
@@ -88,9 +96,12 @@ async def submit(request: web.Request) -> web.Response:
 
 def _notices(request: web.Request) -> dict[str, str | None]:
     """``X-Callback-URL`` and ``X-Notify-Email``, checked against the config."""
+    headers = request.headers
+    url = headers.get("X-Callback-URL")
+    email = headers.get("X-Notify-Email")
+    if url is None and email is None:
+        return _NO_NOTICES
     settings = request.app[SETTINGS].notify
-    url = request.headers.get("X-Callback-URL")
-    email = request.headers.get("X-Notify-Email")
     return {
         "callback_url": check_callback_url(url, settings) if url is not None else None,
         "notify_email": check_email(email, settings) if email is not None else None,

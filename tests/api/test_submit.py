@@ -252,3 +252,15 @@ async def test_submissions_during_shutdown_get_503_with_retry_after(client):
     assert resp.headers["Retry-After"]
     assert (await resp.json())["error"]["code"] == "unavailable"
     assert (await client.get("/health")).status == 503
+
+
+async def test_a_wait_over_the_configured_limit_is_refused_however_it_is_asked(make_client):
+    client = await make_client(server={"max_return_timeout_s": 2.0})
+    for method, path, headers in (
+            ("POST", "/async-process/?process=echo&return_timeout=2.5", {}),
+            ("POST", "/async-process/?process=echo", {"Prefer": "wait=3"}),
+            ("GET", "/async-process/" + "0" * 32 + "?return_timeout=2.5", {})):
+        resp = await client.request(method, path, json=1 if method == "POST" else None,
+                                    headers=headers)
+        assert resp.status == 400, (method, path, headers)
+        assert "between 0 and 2" in (await resp.json())["error"]["message"]
