@@ -101,7 +101,7 @@ def _engine(registry: Registry, configured: Mapping[str, ScheduleSpec]
         engine = Engine(app[STORE], registry, settings.engine, limits=settings.limits,
                         schedules=configured, events=settings.events)
         engine.observers += [app[HUB], app[METRICS]]
-        engine.feed.readers = lambda: app[HUB].subscribers
+        engine.feed.readers = app[HUB].followed
         app[ENGINE] = engine
         await engine.start()
         yield

@@ -241,6 +241,11 @@ class Hub(JobObserver):
         for sub in self._every():
             sub.end("closed")
 
+    def followed(self) -> bool:
+        """Whether any reader is connected: the change feed asks at every change, so this
+        is two truth tests (a job's set leaves ``_by_job`` with its last reader)."""
+        return bool(self._all or self._by_job)
+
     @property
     def subscribers(self) -> int:
         """How many readers are connected (for health and metrics)."""

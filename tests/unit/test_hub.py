@@ -119,3 +119,18 @@ async def test_over_the_budget_the_reader_holding_most_goes_first():
         hub.publish(_big(8_000))
         assert slowest.end_reason == "lagged" and slow.end_reason is None
         assert 16_000 < hub.pending_bytes < 17_200  # two changes of 8 kB and their job objects
+
+
+async def test_followed_says_whether_any_reader_is_connected():
+    # the change feed reads the log after a change only while this is true
+    hub, job = Hub(), _job()
+    assert not hub.followed()
+    with hub.subscribe(job_id=job.id):
+        assert hub.followed()
+        with hub.subscribe(owner="ana"):
+            assert hub.followed()
+        assert hub.followed()
+    assert not hub.followed()
+    with hub.subscribe():
+        assert hub.followed()
+    assert not hub.followed() and hub.subscribers == 0
