@@ -1,5 +1,7 @@
 """What the connection guard costs: CPU per request under aiohttp's plain ``AppRunner`` and
-under ``GuardedRunner``, on the same app, in turns.
+under ``GuardedRunner``, on the same app, in turns. ``GuardedRunner`` also runs the app's
+guard below the app (``http/dispatch.py``), which saves more than the connection guard
+costs, so the difference is the two together.
 
 The servers run in this process (so their CPU time can be read without the client's), one
 at a time, each on a fresh database; wrk sends ``GET /health`` over kept-alive connections.
