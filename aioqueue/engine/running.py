@@ -91,10 +91,18 @@ class Running:
         """The handler's result; ``TimedOut`` once it has run ``timeout_s`` unpaused seconds.
 
         One future per turn, settled by callbacks (the handler's end, a timer, a pause or
-        resume): no task of its own, since every job of the server passes here.
+        resume): no task of its own, since every job of the server passes here. Without a
+        timeout there is no clock to stop on a pause: the handler's task is awaited itself,
+        which spares a future, two callbacks and a turn of the loop.
         """
         task = self.task
         assert task is not None
+        if timeout_s is None:
+            try:
+                return await task  # a cancel of the worker cancels the handler too
+            except asyncio.CancelledError:
+                task.add_done_callback(_consume)
+                raise
         loop = asyncio.get_running_loop()
         left = timeout_s
         task.add_done_callback(self._wake)

@@ -177,6 +177,52 @@ async def test_a_handler_past_its_timeout_fails_with_timeout(make_engine, regist
     assert orjson.loads(job.error)["code"] == "timeout"
 
 
+async def test_a_handler_without_a_timeout_pauses_resumes_and_is_cancelled(make_engine,
+                                                                         registry):
+    """Without a timeout the worker awaits the handler's task itself: a pause still holds
+    it at its checkpoint, a resume lets it go on, and a cancel ends the job cancelled; a
+    handler that swallows its cancel leaves the client's cancel standing."""
+    reached, go, ended = asyncio.Event(), asyncio.Event(), []
+
+    @registry.process("steps")
+    async def steps(ctx, data):
+        await go.wait()
+        await ctx.checkpoint()  # held here while paused
+        reached.set()
+        if data == "swallow":
+            try:
+                await asyncio.Event().wait()
+            except asyncio.CancelledError:
+                ended.append(ctx.job_id)
+                return "kept going"
+        await asyncio.Event().wait()
+
+    engine = await make_engine()
+    job = await engine.submit("steps", None)
+    await engine.pause(job.id)
+    go.set()
+    context = engine.pool.running[job.id].ctx
+    deadline = asyncio.get_running_loop().time() + 5
+    while context._go_async is None:  # made by the checkpoint that waits
+        assert asyncio.get_running_loop().time() < deadline, "the checkpoint did not hold"
+        await asyncio.sleep(0.005)
+    assert not reached.is_set()
+    await engine.resume(job.id)
+    await asyncio.wait_for(reached.wait(), 5)
+    cancelled = await engine.cancel(job.id)
+    assert orjson.loads(cancelled.error)["code"] == "cancelled"
+    await asyncio.wait_for(engine.pool.settled(), 5)
+    reached.clear()
+    swallowing = await engine.submit("steps", "swallow")
+    await asyncio.wait_for(reached.wait(), 5)
+    await engine.cancel(swallowing.id)
+    await asyncio.wait_for(engine.pool.settled(), 5)
+    assert ended == [swallowing.id]
+    stored = await engine.get(swallowing.id)
+    assert (stored.state, orjson.loads(stored.error)["code"]) == (JobState.FAILURE,
+                                                                   "cancelled")
+
+
 async def test_a_result_that_is_not_json_fails_the_job(make_engine, registry):
     @registry.process("weird")
     async def weird(ctx, data):
