@@ -15,8 +15,8 @@ are in every figure, the hello-world's too, so compare figures, not absolute val
 - ``get``: ``GET`` of an ended job (its kept answer);
 - ``hello``: ``bench/hello.py``'s handler on aiohttp's plain ``AppRunner``;
 - ``drain``: the run side without HTTP: ``--requests`` due ``echo`` jobs stored beforehand
-  (outside valgrind), and the app started on them until every one has ended: claim, start,
-  run, end, the observers. aiosqlite's threads are counted too, so a change of the SQL
+  (outside valgrind), and the app started on them, on ``serve``'s event loop, until every
+  one has ended: claim, start, run, end, the observers. aiosqlite's threads are counted too, so a change of the SQL
   shows here as well as one of the engine.
 
     apt-get install -y valgrind
@@ -53,7 +53,13 @@ def main() -> None:
     args = parser.parse_args()
     if args.child:
         mode, count, db = args.child
-        asyncio.run(_drive(mode, int(count), db))
+        factory = None
+        if mode == "drain":  # on the loop serve runs on (uvloop where installed)
+            from aioqueue.http.app import loop_factory
+
+            factory = loop_factory("auto")
+        with asyncio.Runner(loop_factory=factory) as runner:
+            runner.run(_drive(mode, int(count), db))
         return
     if shutil.which("valgrind") is None:
         sys.exit("valgrind is needed: apt-get install -y valgrind")
