@@ -21,6 +21,7 @@ from typing import Protocol
 
 from ..models import Job
 from .context import CURRENT_JOB, JobContext
+from .ready import Ready
 from .running import Running
 
 log = logging.getLogger(__name__)
@@ -95,8 +96,7 @@ class WorkerPool:
         self._run = run
         self._progress = progress
         #: claimed jobs waiting for a worker, highest priority first, then earliest due
-        self._ready: asyncio.PriorityQueue[tuple[float, int, int, Job | None]] = \
-            asyncio.PriorityQueue()
+        self._ready: Ready[tuple[float, int, int, Job | None]] = Ready()
         self._order = 0  # ties in the queue go in arrival order
 
     @property
@@ -118,7 +118,7 @@ class WorkerPool:
         then end them. Ends still being written are awaited with ``settled``."""
         for _ in self.tasks:
             self._order += 1
-            self._ready.put_nowait((float("inf"), 0, self._order, None))
+            self._ready.put((float("inf"), 0, self._order, None))
         await asyncio.gather(*self.tasks)
         self.tasks = []
 
@@ -149,7 +149,7 @@ class WorkerPool:
         """Hand a job now running in the store to a worker; its slot is taken."""
         self.begin(job)
         self._order += 1
-        self._ready.put_nowait((-job.priority, job.scheduled_at_ms, self._order, job))
+        self._ready.put((-job.priority, job.scheduled_at_ms, self._order, job))
 
     def begin(self, job: Job) -> Running:
         """The job's ``Running``, made at its claim so a control request always finds it."""
