@@ -55,6 +55,8 @@ class Observers:
     def __init__(self, observers: Iterable[JobObserver] = ()) -> None:
         self._all: list[JobObserver] = []
         self._hooks: dict[str, list[Callable[[Job], None]]] = {name: [] for name in _JOB_HOOKS}
+        # each job hook's list, looked up once here rather than at every job
+        self._changed, self._submitted, self._ended = (self._hooks[name] for name in _JOB_HOOKS)
         self.extend(observers)
 
     def append(self, observer: JobObserver) -> None:
@@ -80,17 +82,17 @@ class Observers:
 
     def changed(self, job: Job) -> None:
         """A stored job changed (claimed, re-queued, paused, resumed, progressed)."""
-        self._tell("job_changed", job)
+        self._tell(self._changed, job)
 
     def submitted(self, job: Job) -> None:
         """A new job is committed."""
-        self._tell("job_changed", job)
-        self._tell("job_submitted", job)
+        self._tell(self._changed, job)
+        self._tell(self._submitted, job)
 
     def ended(self, job: Job) -> None:
         """A job's end is committed."""
-        self._tell("job_changed", job)
-        self._tell("job_ended", job)
+        self._tell(self._changed, job)
+        self._tell(self._ended, job)
 
     def changes_read(self, cursor: str, since_ns: int) -> None:
         """The change log was read up to ``cursor`` (see ``JobObserver.changes_read``)."""
@@ -106,10 +108,11 @@ class Observers:
         """Whether some observer has a use for changes of ``job_id`` made elsewhere."""
         return any(observer.follows(job_id) for observer in self._all)
 
-    def _tell(self, event: str, job: Job) -> None:
-        for hook in self._hooks[event]:
+    @staticmethod
+    def _tell(hooks: list[Callable[[Job], None]], job: Job) -> None:
+        for hook in hooks:
             try:
                 hook(job)
             except Exception:
-                log.exception("job %s: %s failed in %r", job.id, event,
+                log.exception("job %s: %s failed in %r", job.id, hook.__name__,
                               getattr(hook, "__self__", hook), extra={"job_id": job.id})

@@ -34,10 +34,14 @@ def newer_schema(where: str, version: int, known: int) -> str:
             f"({known}); upgrade aioqueue")
 
 
+#: a state by its stored name: a dict look-up instead of a call of the enum (each row read)
+_STATES = {state.value: state for state in JobState}
+
+
 def row_to_job(row: Sequence[Any]) -> Job:
     """A ``Job`` from a row of ``COLUMNS``, in order."""
     return Job(
-        row[0], row[1], JobState(row[2]), row[3], row[4], row[5], row[6], row[7], row[8],
+        row[0], row[1], _STATES[row[2]], row[3], row[4], row[5], row[6], row[7], row[8],
         row[9], row[10], row[11], row[12], row[13], row[14], row[15], row[16], row[17], row[18],
         row[19], row[20], tuple(orjson.loads(row[21])) if row[21] else (),
     )
