@@ -103,8 +103,10 @@ class Recorder:
         if outcome is None or run.stop_reason in FINAL:
             self.pool.end(run)
             return
-        ending = _Ending(self, run, outcome)
-        ending.write().add_done_callback(ending.first_written)
+        # queued at the loop's next turn, not now: the worker gives its slot back first, so
+        # the dispatcher's refill claim joins these ends in the same commit (queued now,
+        # the writer would take them alone and the claim would wait for a commit of its own)
+        asyncio.get_running_loop().call_soon(_Ending(self, run, outcome).start)
 
     def retry_later(self, ending: _Ending) -> None:
         """The first write was refused: keep trying in a task of its own (the rare path)."""
@@ -156,6 +158,10 @@ class _Ending:
             self.when = now_ms() + recorder.policy.delay_ms(run.job.attempts)
         else:
             self.when = run.job.scheduled_at_ms
+
+    def start(self) -> None:
+        """The first write, answered in ``first_written``."""
+        self.write().add_done_callback(self.first_written)
 
     def write(self) -> asyncio.Future:
         """Queue the write (a retry or give-back, or the end) for the next commit."""

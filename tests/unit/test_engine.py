@@ -223,6 +223,26 @@ async def test_a_handler_without_a_timeout_pauses_resumes_and_is_cancelled(make_
                                                                    "cancelled")
 
 
+async def test_the_refill_claim_shares_the_commit_of_the_end_that_freed_its_worker(
+        make_engine, registry):
+    """One worker, queued jobs that end at once: each end and the claim of the next job go
+    in one commit, so a job costs one commit, not two (an end queued before the worker
+    gave its slot back would be taken alone, and the claim would wait for its own)."""
+
+    @registry.process("noop")
+    async def noop(ctx, data):
+        return data
+
+    engine = await make_engine(workers=1)
+    store = engine.store
+    before = store.commits
+    jobs = await engine.submit_bulk("noop", list(range(20)))
+    for job in jobs:
+        assert (await engine.wait(job.id, 5)).state is JobState.SUCCESS
+    # the insert, the first claim, then one commit for each end with the next claim
+    assert store.commits - before <= 1 + 1 + 20 + 1
+
+
 async def test_a_result_that_is_not_json_fails_the_job(make_engine, registry):
     @registry.process("weird")
     async def weird(ctx, data):
