@@ -85,7 +85,9 @@ def _instructions(mode: str, count: int, tree: str | None) -> int:
         env["PYTHONPATH"] = tree
     with tempfile.TemporaryDirectory() as folder:
         if mode == "drain":
-            asyncio.run(_fill(f"{folder}/jobs.db", WARM_UP + count))
+            from drain import fill  # the stored jobs drain.py starts its server on
+
+            asyncio.run(fill(f"{folder}/jobs.db", WARM_UP + count))
         out = subprocess.run(
             ["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null",
              sys.executable, __file__, "--child", mode, str(count), f"{folder}/jobs.db"],
@@ -97,22 +99,6 @@ def _instructions(mode: str, count: int, tree: str | None) -> int:
 
 
 # ------------------------------------------------------------------ the child, under valgrind
-
-async def _fill(db: str, count: int) -> None:
-    """``count`` due ``echo`` jobs in a fresh database, through the store's own insert."""
-    from aioqueue.models import Job, JobState, new_job_id, now_ms
-    from aioqueue.store.sqlite import SQLiteStore
-
-    store = SQLiteStore(db)
-    await store.open()
-    now = now_ms()
-    await store.insert([
-        Job(id=new_job_id(), process="echo", state=JobState.QUEUED, input=b'{"n":1}',
-            result=None, error=None, progress=None, attempts=0, max_attempts=1, priority=0,
-            created_at_ms=now, scheduled_at_ms=now, started_at_ms=None, ended_at_ms=None)
-        for _ in range(count)])
-    await store.close()
-
 
 async def _drain(count: int, db: str) -> None:
     """Start the app on the stored jobs; return once ``count`` of them have ended."""
