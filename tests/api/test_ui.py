@@ -124,13 +124,25 @@ async def test_the_cancel_button_ends_a_running_job(make_client):
         assert json.loads(outcome)["code"] == "cancelled"
 
 
+async def _stand_in(aiohttp_server, routes: list[tuple[str, str, object]]):
+    """A server with the dashboard's files and ``routes`` in place of aioqueue's API, to
+    decide what the page's requests get and when."""
+    from aiohttp import web
+
+    from aioqueue.http import ui
+
+    app = web.Application()
+    ui.add_routes(app)
+    for method, path, handler in routes:
+        app.router.add_route(method, path, handler)
+    return await aiohttp_server(app)
+
+
 @needs_chromium
 async def test_live_mode_follows_the_event_stream_and_sends_the_token(aiohttp_server):
     """The page against a stand-in server that has /events: rows come from the stream, and
     the token typed on the page goes out as a bearer token."""
     from aiohttp import web
-
-    from aioqueue.http import ui
 
     seen_tokens: list[str | None] = []
     send, finish = asyncio.Event(), asyncio.Event()
@@ -160,12 +172,9 @@ async def test_live_mode_follows_the_event_stream_and_sends_the_token(aiohttp_se
         await asyncio.Event().wait()  # a real stream stays open
         return resp
 
-    app = web.Application()
-    ui.add_routes(app)
-    app.router.add_get("/processes", processes)
-    app.router.add_get("/async-process/", listing)
-    app.router.add_get("/events", events)
-    server = await aiohttp_server(app)
+    server = await _stand_in(aiohttp_server, [("GET", "/processes", processes),
+                                              ("GET", "/async-process/", listing),
+                                              ("GET", "/events", events)])
     async with open_page() as page:
         await page.goto(str(server.make_url("/ui")))
         await page.wait_for("document.querySelector('#mode').textContent === 'live'")
@@ -191,8 +200,6 @@ async def test_jobs_that_moved_before_the_stream_opened_are_read_again_once_it_i
     that ended meanwhile, and a job submitted from the page that reported progress, show
     their current state once the page is live, not what the list or the submit answered."""
     from aiohttp import web
-
-    from aioqueue.http import ui
 
     def job(job_id: str, process: str, state: str, percent: int | None) -> dict:
         return {"id": job_id, "process": process, "state": state,
@@ -228,14 +235,11 @@ async def test_jobs_that_moved_before_the_stream_opened_are_read_again_once_it_i
         await asyncio.Event().wait()  # open, and nothing more happens
         return resp
 
-    app = web.Application()
-    ui.add_routes(app)
-    app.router.add_get("/processes", processes)
-    app.router.add_get("/async-process/", listing)
-    app.router.add_post("/async-process/", post)
-    app.router.add_get("/async-process/{id}", get)
-    app.router.add_get("/events", events)
-    server = await aiohttp_server(app)
+    server = await _stand_in(aiohttp_server, [("GET", "/processes", processes),
+                                              ("GET", "/async-process/", listing),
+                                              ("POST", "/async-process/", post),
+                                              ("GET", "/async-process/{id}", get),
+                                              ("GET", "/events", events)])
     async with open_page() as page:
         await page.goto(str(server.make_url("/ui")))
         await page.wait_for(f"{_row('listed')}?.dataset.state === 'running'")
