@@ -120,8 +120,7 @@ class SQLiteStore(ControlQueries, OutboxQueries, TransferQueries, ScheduleQuerie
 
     async def close(self) -> None:
         """Commit what is pending, then close. Writes after this raise ``Unavailable``."""
-        self._group.closing = True
-        self._group.wake.set()
+        self._group.close()
         if self._writer_task is not None:
             await self._writer_task
         await self._checkpoints.stop()
@@ -177,11 +176,8 @@ class SQLiteStore(ControlQueries, OutboxQueries, TransferQueries, ScheduleQuerie
         if group.closing or self._loop is None:
             raise Unavailable("the store is closed")
         future = self._loop.create_future()
-        with group.lock:
-            group.batch.writes.append(Write(sql, params, future, fetch, rows))
-            idle = not group.draining
-        if idle:
-            group.wake.set()
+        with group as batch:
+            batch.writes.append(Write(sql, params, future, fetch, rows))
         return future
 
     # ---------------------------------------------------------------- writes
@@ -211,14 +207,11 @@ class SQLiteStore(ControlQueries, OutboxQueries, TransferQueries, ScheduleQuerie
             raise Unavailable("the store is closed")
         future = self._loop.create_future()
         rows = [_job_to_row(job) for job in jobs]
-        with group.lock:
-            values = group.batch.values
+        with group as batch:
+            values = batch.values
             for row in rows:
                 values.extend(row)
-            group.batch.inserts.append(Insert([job.id for job in jobs], future))
-            idle = not group.draining
-        if idle:
-            group.wake.set()
+            batch.inserts.append(Insert([job.id for job in jobs], future))
         return future
 
     async def claim(
@@ -322,15 +315,11 @@ class SQLiteStore(ControlQueries, OutboxQueries, TransferQueries, ScheduleQuerie
         group = self._group
         if group.closing or self._loop is None:
             return
-        with group.lock:
-            batch = group.batch
+        with group as batch:
             batch.progress[job.id] = progress
             if batch.progress_done is None:
                 batch.progress_done = self._loop.create_future()
             done = batch.progress_done
-            idle = not group.draining
-        if idle:
-            group.wake.set()
         await done
 
     async def recover(self, now_ms: int) -> tuple[int, int]:

@@ -55,6 +55,24 @@ class GroupWriter:
         self._checkpoints = checkpoints
         self._loop: asyncio.AbstractEventLoop | None = None
 
+    def __enter__(self) -> Batch:
+        """The next commit's batch, held under the lock for the loop to add writes to."""
+        self.lock.acquire()
+        return self.batch
+
+    def __exit__(self, *exc: object) -> None:
+        """Let the batch go and wake the runner, unless a drain runs: it takes them anyway
+        (``draining`` turns false only under the lock, once the drain found nothing)."""
+        idle = not self.draining
+        self.lock.release()
+        if idle:
+            self.wake.set()
+
+    def close(self) -> None:
+        """Commit what is queued and stop: ``run`` returns once the batch is empty."""
+        self.closing = True
+        self.wake.set()
+
     async def run(self, conn: aiosqlite.Connection) -> None:
         """On the loop until the store closes: start a drain on the thread whenever the loop
         has queued writes and none runs. Between drains aiosqlite's thread serves other
